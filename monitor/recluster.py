@@ -1,0 +1,68 @@
+"""`newsmon recluster`: recompute duplicates and stories with the current settings.
+
+Articles before `since` keep their decisions and only seed the engine (restore); articles from
+`since` on are clustered again in publication order, their rows updated and queued for the
+search index. Stories left without members are removed.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import func, select
+from tqdm import tqdm
+
+from monitor.cluster_store import apply_decision, stored_decision, to_item
+from monitor.db import Database
+from monitor.models import Article, Story
+from monitor.story_engine import ClusterSettings, StoryEngine
+from monitor.store import enqueue_index
+
+BATCH = 200
+
+
+def recluster_articles(db: Database, *, since: date | None = None, settings: ClusterSettings | None = None,
+                       progress: bool = False) -> int:
+    settings = settings or ClusterSettings()
+    engine = StoryEngine(settings)
+    start = datetime.combine(since, time(0), tzinfo=timezone.utc) if since else None
+    when = func.coalesce(Article.published_at, Article.fetched_at)
+    with db.session() as s:
+        if start is not None:
+            seed_from = start - timedelta(days=settings.window_days or 3650)
+            for a in s.scalars(select(Article).where(when >= seed_from, when < start).order_by(when, Article.id)):
+                if a.story_id is not None:
+                    engine.restore(to_item(a), stored_decision(a))
+        query = select(Article.id).order_by(when, Article.id)
+        if start is not None:
+            query = query.where(when >= start)
+        ids = list(s.scalars(query))
+        # Detach the articles from their old decisions first, so a story can be re-founded
+        # by a different member without foreign keys pointing at stale rows.
+        for chunk in _chunks(ids, BATCH):
+            for a in s.scalars(select(Article).where(Article.id.in_(chunk))):
+                a.duplicate_of = None
+                a.story_id = None
+        s.flush()
+    done = 0
+    with tqdm(total=len(ids), unit="article", desc="recluster", disable=not progress, file=sys.stderr) as bar:
+        for chunk in _chunks(ids, BATCH):
+            with db.session() as s:
+                articles = {a.id: a for a in s.scalars(select(Article).where(Article.id.in_(chunk)))}
+                for aid in chunk:
+                    article = articles[aid]
+                    apply_decision(s, article, engine.add(to_item(article)))
+                    enqueue_index(s, article.id)
+                    done += 1
+            bar.update(len(chunk))
+    with db.session() as s:
+        empty = select(Story.id).where(~select(Article.id).where(Article.story_id == Story.id).exists())
+        for sid in list(s.scalars(empty)):
+            s.delete(s.get(Story, sid))
+    return done
+
+
+def _chunks(items: list, n: int):
+    for i in range(0, len(items), n):
+        yield items[i : i + n]

@@ -1,0 +1,77 @@
+"""The headless scheduler (`newsmon run`): APScheduler jobs for ticks, index drain, housekeeping.
+
+- tick: claim the feeds that are due (leases in the database, so several workers share the
+  work) and run one pipeline pass over them;
+- drain: send the index outbox to the search backend;
+- housekeeping: drop old fetch attempts, release stale leases, evict old clustering state.
+
+Jobs never overlap themselves (max_instances=1, coalesce). SIGTERM and SIGINT stop the
+scheduler after the running job finishes; nothing half-done is lost because every article is
+its own transaction and feed validators are saved last.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import delete, update
+
+from monitor.app import App
+from monitor.ingest import drain_index, ingest_pass
+from monitor.models import Feed, FetchAttempt
+from monitor.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_RETENTION = timedelta(days=30)
+
+
+def housekeeping(app: App, pipeline: Pipeline) -> None:
+    now = datetime.now(timezone.utc)
+    with app.db.session() as s:
+        s.execute(delete(FetchAttempt).where(FetchAttempt.started_at < now - ATTEMPT_RETENTION))
+        s.execute(update(Feed).where(Feed.claimed_until < now).values(claimed_by=None, claimed_until=None))
+    window = pipeline.clusterer.settings.window_days
+    if window:
+        pipeline.clusterer.engine.evict_before(now - timedelta(days=window))
+
+
+def run_scheduler(app: App, *, workers: int = 1, tick_seconds: int = 60, stop_event: threading.Event | None = None) -> None:
+    pipeline = Pipeline(app.db, app.settings, app.feeds_config, workers=workers)
+    scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
+
+    def tick() -> None:
+        result = ingest_pass(app, pipeline, only_config_feeds=False, due_only=True)
+        s = result.summary
+        if s.feeds_ok or s.feeds_failed or s.feeds_not_modified:
+            log.warning(
+                "tick: feeds %d ok / %d not modified / %d failed; %d new articles, %d duplicates",
+                s.feeds_ok, s.feeds_not_modified, s.feeds_failed, s.new_articles, s.duplicates,
+            )
+
+    now = datetime.now(timezone.utc)
+    scheduler.add_job(tick, "interval", seconds=tick_seconds, id="tick", next_run_time=now)
+    scheduler.add_job(lambda: drain_index(app), "interval", seconds=30, id="drain")
+    scheduler.add_job(lambda: housekeeping(app, pipeline), "interval", hours=6, id="housekeeping",
+                      next_run_time=now + timedelta(minutes=1))
+
+    def stop(signum, _frame) -> None:
+        log.warning("signal %s: stopping after the running job", signum)
+        scheduler.shutdown(wait=False)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    if stop_event is not None:
+        threading.Thread(target=lambda: (stop_event.wait(), scheduler.shutdown(wait=False)), daemon=True).start()
+    log.warning("newsmon scheduler started (tick every %ss, %d extraction worker(s))", tick_seconds, workers)
+    try:
+        scheduler.start()
+    finally:
+        pipeline.close()
+        with app.db.session() as s:
+            s.execute(update(Feed).where(Feed.claimed_by == pipeline.worker_id).values(claimed_by=None, claimed_until=None))

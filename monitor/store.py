@@ -1,0 +1,210 @@
+"""Storing articles: exact-duplicate folding, URL aliases, cluster decisions and the index outbox.
+
+One call to `save_article` is one transaction: the article row, its URLs, topics, story and the
+outbox entry for the search index are written together or not at all. Re-saving an article
+that is already known (same canonical URL, a known alias, or the same normalised text) updates
+the existing row instead of adding a new one, so re-running any feed is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from monitor.models import Article, ArticleTopic, ArticleUrl, OutboxEntry, Story, utcnow
+from monitor.urls import safe_canonical
+
+# Below this much text a hash match says little (two empty or one-line bodies).
+MIN_TEXT_FOR_HASH = 200
+TEXT_SOURCE_RANK = {"page": 3, "feed-content": 2, "feed-summary": 1, "title": 0}
+
+
+@dataclass
+class ArticleCandidate:
+    """An article as the pipeline assembled it, before we know whether it is new."""
+
+    canonical_url: str
+    url: str  # the address the stored text was read from
+    title: str
+    text: str
+    text_source: Literal["page", "feed-content", "feed-summary", "title"]
+    content_hash: str
+    source: str
+    aliases: list[str] = field(default_factory=list)  # other canonicalised URLs (feed link, redirects)
+    feed_id: int | None = None
+    guid: str | None = None
+    html: str | None = None
+    summary: str | None = None
+    published_at: datetime | None = None
+    language: str | None = None
+    author: str | None = None
+    site_name: str | None = None
+    topics: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    article_id: int
+    status: Literal["new", "updated", "duplicate-url", "duplicate-hash"]
+
+
+def known_article_id(session: Session, url: str) -> int | None:
+    """The article stored under this (canonical) URL, if any."""
+    return session.scalar(select(ArticleUrl.article_id).where(ArticleUrl.url == url))
+
+
+def _add_aliases(session: Session, article_id: int, urls: list[tuple[str, str]], feed_id: int | None) -> None:
+    for url, relation in urls:
+        if not url:
+            continue
+        if session.get(ArticleUrl, url) is None:
+            session.add(ArticleUrl(url=url, article_id=article_id, feed_id=feed_id, relation=relation))
+    session.flush()
+
+
+def enqueue_index(session: Session, article_id: int, op: str = "upsert") -> None:
+    session.add(OutboxEntry(article_id=article_id, op=op))
+
+
+def _candidate_urls(cand: ArticleCandidate) -> list[tuple[str, str]]:
+    urls = [(cand.canonical_url, "canonical")]
+    fetched = safe_canonical(cand.url)
+    if fetched and fetched != cand.canonical_url:
+        urls.append((fetched, "redirect"))
+    urls += [(a, "link") for a in cand.aliases if a and a != cand.canonical_url and a != fetched]
+    return urls
+
+
+def _is_self_canonical(article: Article) -> bool:
+    return safe_canonical(article.url) == article.canonical_url
+
+
+def _should_replace(existing: Article, cand: ArticleCandidate) -> bool:
+    """Replace stored text only with better text: a real page over a feed summary, or the
+    canonical page itself over a syndicated copy that pointed at it."""
+    if TEXT_SOURCE_RANK[cand.text_source] > TEXT_SOURCE_RANK.get(existing.text_source, 0):
+        return True
+    cand_self = safe_canonical(cand.url) == cand.canonical_url
+    return cand.text_source == "page" and cand_self and not _is_self_canonical(existing)
+
+
+def _apply_fields(article: Article, cand: ArticleCandidate) -> None:
+    article.url = cand.url
+    article.title = cand.title
+    article.text = cand.text
+    article.html = cand.html
+    article.summary = cand.summary
+    article.text_source = cand.text_source
+    article.content_hash = cand.content_hash
+    article.source = cand.source
+    article.language = cand.language or article.language
+    article.author = cand.author or article.author
+    article.site_name = cand.site_name or article.site_name
+    article.published_at = article.published_at or cand.published_at
+    article.updated_at = utcnow()
+
+
+def find_existing(session: Session, cand: ArticleCandidate) -> tuple[Article | None, str]:
+    for url, _ in _candidate_urls(cand):
+        article_id = known_article_id(session, url)
+        if article_id is not None:
+            return session.get(Article, article_id), "duplicate-url"
+    article = session.scalar(select(Article).where(Article.canonical_url == cand.canonical_url))
+    if article is not None:
+        return article, "duplicate-url"
+    if len(cand.text) >= MIN_TEXT_FOR_HASH:
+        article = session.scalar(
+            select(Article).where(Article.content_hash == cand.content_hash).order_by(Article.id).limit(1)
+        )
+        if article is not None:
+            return article, "duplicate-hash"
+    return None, "new"
+
+
+def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> SaveOutcome:
+    """Insert or update one article in the caller's transaction (see module docstring).
+
+    `clusterer` is called with (session, article) for new articles and sets duplicate_of /
+    story on it; the pipeline passes its story engine here.
+    """
+    existing, how = find_existing(session, cand)
+    if existing is not None:
+        urls = _candidate_urls(cand)
+        if how == "duplicate-hash":
+            urls = [(u, "exact-copy") for u, _ in urls]
+        _add_aliases(session, existing.id, urls, cand.feed_id)
+        if how == "duplicate-url" and _should_replace(existing, cand):
+            _apply_fields(existing, cand)
+            _set_topics(session, existing, cand.topics)
+            enqueue_index(session, existing.id)
+            return SaveOutcome(existing.id, "updated")
+        return SaveOutcome(existing.id, how)
+
+    article = Article(
+        canonical_url=cand.canonical_url,
+        url=cand.url,
+        feed_id=cand.feed_id,
+        guid=cand.guid,
+        fetched_at=utcnow(),
+    )
+    _apply_fields(article, cand)
+    session.add(article)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        # Another worker stored the same canonical URL between our lookup and insert.
+        session.expunge(article)
+        existing = session.scalar(select(Article).where(Article.canonical_url == cand.canonical_url))
+        if existing is None:
+            raise
+        _add_aliases(session, existing.id, _candidate_urls(cand), cand.feed_id)
+        return SaveOutcome(existing.id, "duplicate-url")
+    _add_aliases(session, article.id, _candidate_urls(cand), cand.feed_id)
+    _set_topics(session, article, cand.topics)
+    if clusterer is not None:
+        clusterer(session, article)
+    enqueue_index(session, article.id)
+    return SaveOutcome(article.id, "new")
+
+
+def _set_topics(session: Session, article: Article, topics: list[str]) -> None:
+    wanted = set(topics)
+    for t in list(article.topics):
+        if t.topic not in wanted:
+            article.topics.remove(t)
+    have = {t.topic for t in article.topics}
+    for name in sorted(wanted - have):
+        article.topics.append(ArticleTopic(topic=name))
+
+
+def refresh_story(session: Session, story_id: int) -> Story:
+    """Create or update a story row's counts and headline from its member articles."""
+    story = session.get(Story, story_id)
+    if story is None:
+        story = Story(id=story_id)
+        session.add(story)
+    session.flush()
+    count, sources, first, last = session.execute(
+        select(
+            func.count(Article.id),
+            func.count(func.distinct(Article.source)),
+            func.min(Article.published_at),
+            func.max(Article.fetched_at),
+        ).where(Article.story_id == story_id)
+    ).one()
+    story.article_count = count
+    story.source_count = sources
+    story.first_seen = first or story.first_seen
+    story.last_updated = last or utcnow()
+    if story.headline_article_id is None:
+        head = session.get(Article, story_id)
+        if head is not None:
+            story.headline_article_id = head.id
+            story.headline = head.title
+    return story

@@ -1,0 +1,109 @@
+"""Copy detection: syndication edits are found, different stories sharing boilerplate are not."""
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from monitor import textnorm
+from monitor.dedup import NearDupIndex, dedup_features, similarity
+from monitor.story_engine import ClusterItem, StoryEngine
+
+DATA = Path(__file__).parent / "data"
+T0 = datetime(2025, 2, 10, 12, tzinfo=timezone.utc)
+
+
+def _items(name):
+    return {r["id"]: r for r in map(json.loads, open(DATA / name / "items.jsonl", encoding="utf-8"))}
+
+
+def _item(id_, title, text, hours=0, source="a.example"):
+    return ClusterItem(id=id_, url=f"https://{source}/{id_}", source=source, title=title, text=text,
+                       published=T0 + timedelta(hours=hours))
+
+
+ORIGINAL = (DATA / "seed" / "article-3.txt").read_text(encoding="utf-8")
+
+
+def test_normalize_and_hash_ignore_typography():
+    a = "\u201cNATO\u201d \u2014 the  alliance\u2019s   future\n"
+    b = '"nato" - the alliance\'s future'
+    assert textnorm.normalize(a) == textnorm.normalize(b)
+    assert textnorm.content_hash(a) == textnorm.content_hash(b)
+    assert textnorm.content_hash(a) != textnorm.content_hash(b + " changed")
+
+
+def test_syndicated_copy_with_headline_dateline_cut_and_footer_is_found():
+    paras = ORIGINAL.strip().split("\n")
+    copy = "\n".join(["BRUSSELS (Wire-A) -"] + paras[:-2] + ["Read more at Wire-A News. (c) 2025 Wire-A. All rights reserved."])
+    copy = copy.replace("U.S.", "US").replace("\u2019", "'")
+    eng = StoryEngine()
+    first = eng.add(_item("orig", "European leaders quietly organise to keep the U.S. in NATO", ORIGINAL))
+    dec = eng.add(_item("copy", "Europe scrambles to keep Washington in the alliance", copy, hours=5, source="wire-a.example"))
+    assert first.duplicate_of is None
+    assert dec.duplicate_of == "orig"
+    assert dec.duplicate_method == "minhash"
+    assert dec.story_id == first.story_id
+    assert dec.story_method == "copy-of-member"
+
+
+def test_exact_repost_uses_hash_and_copy_of_copy_points_at_root():
+    eng = StoryEngine()
+    eng.add(_item("orig", "t", ORIGINAL))
+    paras = ORIGINAL.strip().split("\n")
+    eng.add(_item("cut", "t2", "\n".join(paras[:-1]), hours=1))
+    exact = eng.add(_item("repost", "t", ORIGINAL, hours=2))
+    cut_of_cut = eng.add(_item("cut2", "t3", "\n".join(paras[:-2]), hours=3))
+    assert (exact.duplicate_of, exact.duplicate_method) == ("orig", "exact-hash")
+    assert cut_of_cut.duplicate_of == "orig"
+
+
+def test_other_syndication_variants_are_copies():
+    # Variants the dev set does not contain: reordered paragraphs, an editor's note,
+    # a teaser of the first part, a light paraphrase.
+    paras = ORIGINAL.strip().split("\n")
+    rnd = random.Random(7)
+    shuffled = paras[:]
+    rnd.shuffle(shuffled)
+    words = ORIGINAL.split()
+    para_words = [w if rnd.random() > 0.06 else "changed" for w in words]
+    variants = {
+        "reordered": "\n".join(shuffled),
+        "editors-note": "Editor's note: this article was updated on Feb 12 to correct the name of a minister.\n" + ORIGINAL,
+        "teaser": "\n".join(paras[:4]),
+        "paraphrase": " ".join(para_words),
+    }
+    base = dedup_features(ORIGINAL)
+    index = NearDupIndex()
+    index.add("orig", base, None, 0.0)
+    for name, text in variants.items():
+        match = index.find(dedup_features(text))
+        assert match is not None and match["root"] == "orig", name
+
+
+def test_shared_boilerplate_and_same_company_stories_are_not_copies():
+    items = _items("dedup")
+    # two unrelated AP stories with the same appended boilerplate paragraph;
+    # two press releases sharing a long "about the company" paragraph
+    for a, b in [("d-d157ce1e7b", "d-b073a5df02"), ("d-8d7180a79a", "d-ac947a6c17")]:
+        sim = similarity(dedup_features(items[a]["text"]), dedup_features(items[b]["text"]))
+        assert sim["containment"] < 0.6 or sim["paragraphs"] < 0.5
+        eng = StoryEngine()
+        eng.add(_item(a, items[a]["title"], items[a]["text"]))
+        d = eng.add(_item(b, items[b]["title"], items[b]["text"], hours=1))
+        assert d.duplicate_of is None
+
+
+def test_short_and_empty_texts_are_never_copies():
+    eng = StoryEngine()
+    eng.add(_item("a", "Video", ""))
+    assert eng.add(_item("b", "Video", "", hours=1)).duplicate_of is None
+    eng.add(_item("c", "x", "Watch the video."))
+    assert eng.add(_item("d", "y", "Watch the video.", hours=1)).duplicate_of is None
+
+
+def test_evicted_originals_are_forgotten():
+    eng = StoryEngine()
+    eng.add(_item("orig", "t", ORIGINAL))
+    eng.evict_before(T0 + timedelta(days=1))
+    assert eng.add(_item("late", "t", ORIGINAL, hours=30)).duplicate_of is None

@@ -433,8 +433,9 @@ class Fetcher:
                     content = self._read_body(url, response, resp_headers)
                     return status, resp_headers, content, final
             except netguard.BlockedAddressError as exc:
-                kind: FetchErrorKind = "invalid_url" if exc.reason == "invalid" else "blocked"
-                raise FetchError(url, kind, str(exc), soft=exc.reason == "invalid") from exc
+                if exc.reason == "invalid":  # at connect time this means DNS failed: transient
+                    raise FetchError(url, "network", str(exc), soft=True) from exc
+                raise FetchError(url, "blocked", str(exc)) from exc
             except httpx.TimeoutException as exc:
                 if time.monotonic() >= deadline:
                     message = f"total timeout of {self.policy.total_timeout}s exceeded"

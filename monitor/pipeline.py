@@ -61,7 +61,6 @@ class IngestSummary:
 class _FeedRun:
     feed_id: int
     url: str
-    pending: int = 0
     result: FetchResult | None = None
     parsed: ParsedFeed | None = None
     new_articles: int = 0
@@ -150,6 +149,7 @@ class Pipeline:
             pending[fut] = ("feed", fid)
         self.progress("total", len(feeds))
 
+        self._ready: list[tuple[_FeedRun, ArticleCandidate]] = []
         while pending:
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -167,10 +167,10 @@ class Pipeline:
                 elif kind == "extract":
                     fid, entry, link, result = info
                     self._on_extracted(runs[fid], entry, link, result, fut, summary)
-            for run in runs.values():
-                if run.pending == 0 and run.parsed is not None and run.result is not None:
-                    self._finish_feed(run, summary)
-                    run.parsed = None
+        self._store_ready(summary)
+        for run in runs.values():
+            if run.parsed is not None and run.result is not None:
+                self._finish_feed(run, summary)
         return summary
 
     # -- feed stage --------------------------------------------------------------------------
@@ -219,7 +219,6 @@ class Pipeline:
                     continue
                 page_url = entry.link if entry.link.startswith("http") else link
                 fut = self.threads.submit(self.fetcher.fetch, page_url, expect="html")
-                run.pending += 1
                 tasks.append((fut, ("page", run.feed_id, entry, link)))
         return tasks
 
@@ -278,7 +277,6 @@ class Pipeline:
             self._record(run.feed_id, "page", entry.link or link, None, "error", exc.kind, str(exc), status=exc.status)
             summary.pages_failed += 1
             self._store(run, entry, link, None, None, summary)
-            run.pending -= 1
             return None
         if self.extractor is not None:
             efut = self.extractor.submit(_extract_in_worker, result.content, result.final_url)
@@ -295,7 +293,6 @@ class Pipeline:
         self._finish_page(run, entry, link, result, page, summary)
 
     def _finish_page(self, run, entry, link, result: FetchResult, page, summary: IngestSummary) -> None:
-        run.pending -= 1
         if isinstance(page, str):
             self._record(run.feed_id, "page", result.url, result, "error", "extraction", page)
             summary.pages_failed += 1
@@ -313,15 +310,25 @@ class Pipeline:
             return
         if cand.text_source != "page":
             summary.fallbacks += 1
-        with self.db.session() as s:
-            outcome = save_article(s, cand, self.clusterer.assign)
-        if outcome.status == "new":
-            summary.new_articles += 1
-            run.new_articles += 1
-        elif outcome.status == "updated":
-            summary.updated_articles += 1
-        else:
-            summary.duplicates += 1
+        self._ready.append((run, cand))
+
+    def _store_ready(self, summary: IngestSummary) -> None:
+        """Store the pass's articles oldest first: fetches finish in any order, but an original
+        must be stored before its copies and a story's first report before its follow-ups."""
+        far_future = datetime.max.replace(tzinfo=timezone.utc)
+        order = sorted(range(len(self._ready)), key=lambda i: (self._ready[i][1].published_at or far_future, i))
+        for i in order:
+            run, cand = self._ready[i]
+            with self.db.session() as s:
+                outcome = save_article(s, cand, self.clusterer.assign)
+            if outcome.status == "new":
+                summary.new_articles += 1
+                run.new_articles += 1
+            elif outcome.status == "updated":
+                summary.updated_articles += 1
+            else:
+                summary.duplicates += 1
+        self._ready = []
 
     def _record(self, feed_id, kind, url, result: FetchResult | None, outcome, error_kind=None, error=None, status=None):
         with self.db.session() as s:

@@ -10,6 +10,16 @@ engine has seen (it is news arriving now); before any dated article it has no
 time at all, gets no time penalty and is only evicted by an explicit
 `evict_before`. The engine evicts state older than `window_days` before the
 latest time seen by itself.
+
+Idempotency: `add` with an id already decided returns the stored decision as
+long as that article is inside the window; older re-deliveries are the
+pipeline's to answer from the database.
+
+Restart: `restore` re-indexes a stored article under its stored decision (the
+features are recomputed from the text, the decision is not). Restoring the
+window's articles in published order reproduces the assignments of the
+running engine; scores can differ in the last digits because the IDF is
+rebuilt from the restored articles only.
 """
 
 from __future__ import annotations
@@ -128,7 +138,9 @@ class StoryEngine:
         return ts
 
     def _remember(self, decision: ClusterDecision, ts: float | None) -> None:
-        key = ts if ts is not None else float("inf")
+        # Undated articles before any dated one sit at time 0 in every index, so
+        # they leave together at the first eviction.
+        key = ts if ts is not None else 0.0
         self._decisions[decision.id] = (key, decision)
         heapq.heappush(self._expiry, (key, decision.id))
         if ts is not None and (self._latest is None or ts > self._latest):

@@ -175,6 +175,8 @@ class FTS5Backend:
         con.execute(f"""CREATE TABLE IF NOT EXISTS topics_{g} (
             topic TEXT NOT NULL, doc INTEGER NOT NULL, PRIMARY KEY (topic, doc)) WITHOUT ROWID""")
         con.execute(f"CREATE INDEX IF NOT EXISTS topics_{g}_doc ON topics_{g}(doc)")
+        # ids deleted while this generation was being built, so the reindex does not resurrect them
+        con.execute(f"CREATE TABLE IF NOT EXISTS deleted_{g} (id TEXT PRIMARY KEY) WITHOUT ROWID")
         con.execute(f"""CREATE VIRTUAL TABLE IF NOT EXISTS fts_{g} USING fts5(
             title, text, source, tokenize = '{TOKENIZER}')""")
         w = ", ".join(str(x) for x in BM25_WEIGHTS)
@@ -182,7 +184,7 @@ class FTS5Backend:
 
     @staticmethod
     def _drop_generation(con: sqlite3.Connection, g: int) -> None:
-        for t in (f"fts_{g}", f"topics_{g}", f"docs_{g}"):
+        for t in (f"fts_{g}", f"topics_{g}", f"docs_{g}", f"deleted_{g}"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
 
     def setup(self) -> None:
@@ -264,8 +266,11 @@ class FTS5Backend:
             return
         try:
             with self._write() as con:
-                for g in self._targets(con):
+                gens = self._targets(con)
+                for g in gens:
                     self._remove_rowids(con, g, self._existing(con, g, ids).values())
+                for g in gens[1:]:  # a generation being built: remember, so the reindex skips them
+                    con.executemany(f"INSERT OR IGNORE INTO deleted_{g} VALUES (?)", [(i,) for i in ids])
         except sqlite3.OperationalError as e:
             raise BackendUnavailable(f"search index write failed: {e}") from e
 
@@ -274,8 +279,8 @@ class FTS5Backend:
         """Build a fresh generation from ``docs`` and swap it in atomically; returns documents indexed.
 
         Searches keep using the old generation until the swap. Upserts/deletes made meanwhile go to
-        both generations; a document already written by such an upsert is not overwritten by the
-        (older) reindex copy.
+        both generations; a document already written (or deleted) that way is not overwritten (or
+        resurrected) by the older copy the reindex reads.
         """
         with self._write() as con:
             gen = self._generation(con)
@@ -320,7 +325,12 @@ class FTS5Backend:
         for d in batch:
             uniq.setdefault(d.id, d)
         with self._write() as con:
-            present = self._existing(con, g, list(uniq))
+            keys = list(uniq)
+            present = set(self._existing(con, g, keys))
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i:i + _CHUNK]
+                present.update(r[0] for r in con.execute(
+                    f"SELECT id FROM deleted_{g} WHERE id IN ({','.join('?' * len(chunk))})", chunk))
             todo = [d for i, d in uniq.items() if i not in present]
             self._insert(con, g, todo)
         return len(todo)

@@ -142,6 +142,12 @@ def test_connection_refused_is_a_soft_network_error():
     assert (err.kind, err.soft) == ("network", True)
 
 
+def test_unresolvable_name_is_a_soft_network_error():
+    with Fetcher(FetchPolicy(min_host_interval=0), resolver=loopback_resolver()) as f:
+        err = fetch_error(f, "http://nx.example/feed")
+    assert (err.kind, err.soft) == ("network", True) and "cannot resolve" in str(err)
+
+
 # -- timeouts ---------------------------------------------------------------------------
 
 

@@ -398,3 +398,26 @@ def test_embedded_concurrent_readers_and_writer(tmp_path):
     assert be.count() == 9
     assert be.search(SearchQuery(text="NATO OR aid")).total == 6
     be.close()
+
+
+def test_embedded_writes_during_reindex_are_not_lost(tmp_path):
+    be = open_backend(f"sqlite:///{tmp_path}/r.sqlite")
+    be.upsert(corpus())
+    live_new = SearchDocument(id="50", url="u", title="Late breaking ceasefire", text="t", source="s.org")
+
+    def snapshot():  # an older copy of the database, as a reindex reads it
+        for i, d in enumerate(corpus()):
+            if i == 1:
+                fresh = corpus()[4]
+                fresh.title, fresh.text = "Trump tariffs revised", "A revised schedule."
+                be.upsert([fresh, live_new])  # the pipeline keeps writing meanwhile
+                be.delete(["9"])
+            yield d
+
+    be.reindex(snapshot())
+    assert ids(be, "ceasefire") == {"50"}
+    assert ids(be, "revised") == {"5"}  # the stale copy read later did not overwrite the live write
+    assert ids(be, "speech") == set()
+    assert ids(be, "Elysee") == set()  # deleted during the reindex: not resurrected by the stale copy
+    assert be.count() == 9  # 9 - deleted "9" + new "50"
+    be.close()

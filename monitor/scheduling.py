@@ -37,10 +37,10 @@ def next_fetch_time(
         stretch = min(1.0 + 0.25 * unchanged_streak, 4.0)
         delay = interval * stretch
     elif soft:
-        delay = min(timedelta(minutes=5) * (2 ** (failures - 1)), MAX_SOFT_BACKOFF)
+        delay = min(timedelta(minutes=5) * (2 ** min(failures - 1, 16)), MAX_SOFT_BACKOFF)
         delay = max(delay, min(interval, MAX_SOFT_BACKOFF))
     else:
-        delay = min(interval * (2**failures), MAX_BACKOFF)
+        delay = min(interval * (2 ** min(failures, 16)), MAX_BACKOFF)
     if retry_after:
         delay = max(delay, timedelta(seconds=retry_after))
     return now + delay

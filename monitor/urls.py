@@ -41,7 +41,8 @@ def canonicalize_url(url: str, base: str | None = None) -> str:
     parts = urlsplit(normalised)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _EXTRA_TRACKING.match(k)]
     query.sort()
-    path = parts.path or "/"
+    # urljoin applies RFC 3986 dot-segment removal, which courlan leaves to the server.
+    path = urlsplit(urljoin(f"{parts.scheme}://{parts.netloc}/", parts.path or "/")).path
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query, doseq=True), ""))
 
 

@@ -421,3 +421,16 @@ def test_embedded_writes_during_reindex_are_not_lost(tmp_path):
     assert ids(be, "Elysee") == set()  # deleted during the reindex: not resurrected by the stale copy
     assert be.count() == 9  # 9 - deleted "9" + new "50"
     be.close()
+
+
+def test_open_backend_selects_by_url(tmp_path):
+    from search.fts5 import FTS5Backend
+    from search.meili import MeiliBackend
+    emb = open_backend(f"sqlite:///{tmp_path}/s.sqlite")
+    assert isinstance(emb, FTS5Backend) and isinstance(emb, SearchBackend)
+    assert emb.path == f"{tmp_path}/s.sqlite"
+    emb.close()
+    srv = open_backend("http://127.0.0.1:7700", api_key="k", index="articles_test")
+    assert isinstance(srv, MeiliBackend) and isinstance(srv, SearchBackend) and srv.uid == "articles_test"
+    with pytest.raises(ValueError, match="unsupported search URL"):
+        open_backend("postgresql://x/y")

@@ -11,6 +11,8 @@ worker's lease simply runs out.
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -46,29 +48,53 @@ def next_fetch_time(
     return now + delay
 
 
+def holder_is_dead(worker: str | None) -> bool:
+    """True when a lease holder ("host:pid") is a process of this host that no longer runs.
+
+    Such a lease is stale at once: waiting for it to run out would make a rerun after a
+    crash skip every feed the crashed pass had claimed.
+    """
+    if not worker or ":" not in worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def claim_due_feeds(session: Session, worker: str, *, limit: int = 50, now: datetime | None = None,
                     feed_ids: list[int] | None = None, force: bool = False) -> list[int]:
     """Lease up to `limit` due feeds to `worker` and return their ids (commit to publish the claim).
 
     With `force`, feeds are claimed whether due or not (an explicit `ingest --once` pass), but a
-    feed another worker is fetching right now is still skipped.
+    feed another live worker is fetching right now is still skipped.
     """
     now = now or utcnow()
-    free = or_(Feed.claimed_until.is_(None), Feed.claimed_until < now)
-    query = select(Feed.id).where(Feed.enabled.is_(True), free)
+    query = select(Feed.id, Feed.claimed_by, Feed.claimed_until).where(Feed.enabled.is_(True))
     if not force:
         query = query.where(or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
     if feed_ids is not None:
         query = query.where(Feed.id.in_(feed_ids))
-    query = query.order_by(Feed.next_fetch_at.asc().nulls_first(), Feed.id).limit(limit)
+    query = query.order_by(Feed.next_fetch_at.asc().nulls_first(), Feed.id)
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     claimed = []
-    for fid in session.scalars(query).all():
+    for fid, holder, until in session.execute(query).all():
+        if len(claimed) >= limit:
+            break
+        if until is not None and until >= now and not holder_is_dead(holder):
+            continue
         # Compare-and-set: on SQLite (no SKIP LOCKED) two workers may select the same row;
-        # only the one whose UPDATE still sees it free gets it.
+        # only the one whose UPDATE still sees the old holder gets it.
+        same_holder = Feed.claimed_by.is_(None) if holder is None else Feed.claimed_by == holder
         res = session.execute(
-            update(Feed).where(Feed.id == fid, free).values(claimed_by=worker, claimed_until=now + LEASE)
+            update(Feed).where(Feed.id == fid, same_holder).values(claimed_by=worker, claimed_until=now + LEASE)
         )
         if res.rowcount == 1:
             claimed.append(fid)

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, Protocol, runtime_checkable
 
-from .documents import SearchDocument
-from .query import SearchQuery
+from .documents import SearchDocument, day_from_epoch, epoch_day, week_start_day
+from .query import SearchQuery, time_bounds
 
 __all__ = [
     "Hit", "SearchResults", "TimelineBucket", "SearchBackend", "SearchBackendError", "BackendUnavailable",
-    "FACET_FIELDS", "MARK_OPEN", "MARK_CLOSE", "render_snippet", "plain_snippet",
+    "FACET_FIELDS", "MARK_OPEN", "MARK_CLOSE", "render_snippet", "plain_snippet", "fill_timeline",
 ]
 
 FACET_FIELDS = ("source", "topics", "language")
@@ -21,6 +21,7 @@ FACET_FIELDS = ("source", "topics", "language")
 # then are these turned into <mark> tags, so nothing from an article can inject markup.
 MARK_OPEN = "\ue000"
 MARK_CLOSE = "\ue001"
+_MAX_FILL = 366 * 30  # buckets; beyond that only non-empty ones are returned
 
 
 @dataclass
@@ -98,3 +99,23 @@ def validate_facet_fields(fields: Sequence[str]) -> None:
     for f in fields:
         if f not in FACET_FIELDS:
             raise ValueError(f"unknown facet field {f!r}; choose from {', '.join(FACET_FIELDS)}")
+
+
+def fill_timeline(counts: dict[date, int], q: SearchQuery, interval: str) -> list[TimelineBucket]:
+    """Buckets oldest first with empty ones as 0, from ``since`` (or the first bucket) to ``until``
+    (or the last) — the same shape the embedded backend returns."""
+    lo, hi = time_bounds(q)
+    days = {epoch_day(d): c for d, c in counts.items() if c}
+    step = 1 if interval == "day" else 7
+    norm = (lambda d: d) if interval == "day" else week_start_day
+    first = min(days) if days else None
+    last = max(days) if days else None
+    if lo is not None:
+        first = norm(lo // 86400)
+    if hi is not None:
+        last = norm((hi - 1) // 86400)
+    if first is None or last is None or last < first:
+        return []
+    if (last - first) // step > _MAX_FILL:
+        return [TimelineBucket(day_from_epoch(k), c) for k, c in sorted(days.items())]
+    return [TimelineBucket(day_from_epoch(k), days.get(k, 0)) for k in range(first, last + 1, step)]

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .backend import (FACET_FIELDS, MARK_CLOSE, MARK_OPEN, BackendUnavailable, Hit, SearchBackendError,
-                      SearchResults, TimelineBucket, plain_snippet, render_snippet, strip_marks,
-                      validate_facet_fields)
+                      SearchResults, TimelineBucket, fill_timeline, plain_snippet, render_snippet,
+                      strip_marks, validate_facet_fields)
 from .documents import SearchDocument, day_from_epoch, epoch_day, epoch_seconds
 from .query import (And, Node, Not, Or, Phrase, QuerySyntaxError, SearchQuery, Term, is_negative_only,
                     time_bounds)
@@ -30,7 +30,6 @@ BM25_WEIGHTS = (4.0, 1.0, 0.5)  # title, text, source
 SNIPPET_TOKENS = 24
 BATCH = 1000
 _CHUNK = 500  # bound parameters per IN (...) list
-_MAX_TIMELINE_FILL = 366 * 30
 
 
 # ---------------------------------------------------------------- query AST -> FTS5 MATCH
@@ -436,7 +435,6 @@ class FTS5Backend:
                 f"FROM fts_{g} WHERE fts_{g} MATCH ? AND +rowid IN ({marks})", [match, *rowids])}
             # "+rowid": keep the IN list away from FTS5, which would re-run the MATCH per rowid
         else:
-            snip = {r[0]: (None, None) for r in rowids and []}
             texts = {r[0]: r[1] for r in con.execute(
                 f"SELECT rowid, substr(text, 1, 600) FROM fts_{g} WHERE rowid IN ({marks})", rowids)}
         hits = []
@@ -467,20 +465,7 @@ class FTS5Backend:
             frm, where, params, _ = self._plan(g, q)
             where = (where + " AND " if where else " WHERE ") + "d.day IS NOT NULL"
             rows = con.execute(f"SELECT {key} AS k, count(*) FROM {frm}{where} GROUP BY k ORDER BY k", params).fetchall()
-        counts = dict(rows)
-        lo, hi = time_bounds(q)
-        first = min(counts) if counts else None
-        last = max(counts) if counts else None
-        if lo is not None:
-            first = _bucket(lo // 86400, interval)
-        if hi is not None:
-            last = _bucket((hi - 1) // 86400, interval)
-        if first is None or last is None or last < first:
-            return []
-        step = 1 if interval == "day" else 7
-        if (last - first) // step > _MAX_TIMELINE_FILL:
-            return [TimelineBucket(day_from_epoch(k), c) for k, c in rows]
-        return [TimelineBucket(day_from_epoch(k), counts.get(k, 0)) for k in range(first, last + 1, step)]
+        return fill_timeline({day_from_epoch(k): c for k, c in rows}, q, interval)
 
     def facets(self, q: SearchQuery, fields: Sequence[str] = FACET_FIELDS,
                limit: int = 10) -> dict[str, list[tuple[str, int]]]:
@@ -527,6 +512,3 @@ class FTS5Backend:
     def __repr__(self) -> str:
         return f"FTS5Backend({self.path!r})"
 
-
-def _bucket(day: int, interval: str) -> int:
-    return day if interval == "day" else day - ((day + 3) % 7)

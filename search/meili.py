@@ -24,8 +24,8 @@ from meilisearch.errors import (MeilisearchApiError, MeilisearchCommunicationErr
                                 MeilisearchTimeoutError)
 
 from .backend import (FACET_FIELDS, MARK_CLOSE, MARK_OPEN, BackendUnavailable, Hit, SearchBackendError,
-                      SearchResults, TimelineBucket, plain_snippet, render_snippet, strip_marks,
-                      validate_facet_fields)
+                      SearchResults, TimelineBucket, fill_timeline, plain_snippet, render_snippet,
+                      strip_marks, validate_facet_fields)
 from .documents import SearchDocument, day_from_epoch, epoch_day, epoch_seconds, week_start_day
 from .query import (Node, Not, Phrase, SearchQuery, Term, UnsupportedQuery, time_bounds, to_dnf)
 
@@ -540,23 +540,3 @@ def _split_q(qtext: str) -> list[str]:
         toks.append(qtext[i:end])
         i = end
     return toks
-
-
-def fill_timeline(counts: dict[date, int], q: SearchQuery, interval: str) -> list[TimelineBucket]:
-    """Buckets oldest first with empty ones as 0, from ``since`` (or the first bucket) to ``until``
-    (or the last) — the same shape the embedded backend returns."""
-    lo, hi = time_bounds(q)
-    days = {epoch_day(d): c for d, c in counts.items() if c}
-    step = 1 if interval == "day" else 7
-    norm = (lambda d: d) if interval == "day" else week_start_day
-    first = min(days) if days else None
-    last = max(days) if days else None
-    if lo is not None:
-        first = norm(lo // 86400)
-    if hi is not None:
-        last = norm((hi - 1) // 86400)
-    if first is None or last is None or last < first:
-        return []
-    if (last - first) // step > 366 * 30:
-        return [TimelineBucket(day_from_epoch(k), c) for k, c in sorted(days.items())]
-    return [TimelineBucket(day_from_epoch(k), days.get(k, 0)) for k in range(first, last + 1, step)]

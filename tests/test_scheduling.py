@@ -94,3 +94,29 @@ def test_concurrent_workers_never_claim_the_same_feed(db):
         owners = {f.id: f.claimed_by for f in s.scalars(select(Feed))}
     for name, got in claimed.items():
         assert all(owners[fid] == name for fid in got)
+
+
+def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over(db):
+    import socket
+    import subprocess
+    import sys
+
+    ids = _feeds(db, 2)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_worker = f"{socket.gethostname()}:{dead.stdout.strip()}"
+    with db.session() as s:
+        assert sorted(claim_due_feeds(s, dead_worker, now=NOW)) == sorted(ids)
+    with db.session() as s:
+        assert sorted(claim_due_feeds(s, "w-new", now=NOW)) == sorted(ids)
+
+
+def test_a_lease_held_by_a_live_process_is_respected(db):
+    import os
+    import socket
+
+    ids = _feeds(db, 1)
+    with db.session() as s:
+        claim_due_feeds(s, f"{socket.gethostname()}:{os.getpid()}", now=NOW)
+    with db.session() as s:
+        assert claim_due_feeds(s, "w-new", now=NOW, force=True) == []
+    assert ids

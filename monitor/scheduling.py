@@ -81,13 +81,14 @@ def claim_due_feeds(session: Session, worker: str, *, limit: int = 50, now: date
         query = query.where(or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
     if feed_ids is not None:
         query = query.where(Feed.id.in_(feed_ids))
-    query = query.order_by(Feed.next_fetch_at.asc().nulls_first(), Feed.id)
+    # Candidates: free, expired, or held by a process of this host (maybe dead, checked below).
+    query = query.where(or_(Feed.claimed_until.is_(None), Feed.claimed_until < now,
+                            Feed.claimed_by.like(f"{socket.gethostname()}:%")))
+    query = query.order_by(Feed.next_fetch_at.asc().nulls_first(), Feed.id).limit(limit)
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     claimed = []
     for fid, holder, until in session.execute(query).all():
-        if len(claimed) >= limit:
-            break
         if until is not None and until >= now and not holder_is_dead(holder):
             continue
         # Compare-and-set: on SQLite (no SKIP LOCKED) two workers may select the same row;

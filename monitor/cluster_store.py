@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from monitor.db import Database
 from monitor.models import Article, Story
-from monitor.store import refresh_story
+from monitor.store import enqueue_index, refresh_story
 from monitor.story_engine import ClusterDecision, ClusterItem, ClusterSettings, StoryEngine
 
 _ADVISORY_KEY = 727275
@@ -89,6 +89,12 @@ class Clusterer:
         self._catch_up(session, exclude=article.id)
         decision = self.engine.add(to_item(article))
         apply_decision(session, article, decision)
+        for member_id in decision.rerooted:
+            member = session.get(Article, int(member_id))
+            updated = self.engine.decision_of(member_id)
+            if member is not None and updated is not None:
+                apply_decision(session, member, updated)
+                enqueue_index(session, member.id)
         self._last_seen_id = max(self._last_seen_id, article.id)
         return decision
 

@@ -193,6 +193,16 @@ class NearDupIndex:
         self._entries[item_id] = entry
         heapq.heappush(self._expiry, (timestamp, item_id))
 
+    def reroot(self, old_root: str, new_root: str) -> list[str]:
+        """Make `new_root` the root of every article rooted at `old_root`; returns those ids."""
+        members = [i for i, e in self._entries.items() if e["root"] == old_root]
+        for i in members:
+            self._entries[i]["root"] = new_root
+        for h, root in list(self._by_hash.items()):
+            if root == old_root:
+                self._by_hash[h] = new_root
+        return members
+
     def evict_before(self, t: datetime | float) -> int:
         """Forget articles published before `t`; returns how many were dropped."""
         ts = t.timestamp() if isinstance(t, datetime) else t

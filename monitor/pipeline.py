@@ -98,9 +98,9 @@ def sync_feeds(db: Database, feeds: Iterable[FeedConfig]) -> list[int]:
     return ids
 
 
-def _extract_in_worker(content: bytes, url: str) -> ExtractedPage | str:
+def _extract_in_worker(content: bytes, url: str, find_date: bool = True) -> ExtractedPage | str:
     try:
-        return extract_page(content, url)
+        return extract_page(content, url, find_date=find_date)
     except ExtractionError as exc:
         return f"extraction: {exc}"
 
@@ -149,7 +149,6 @@ class Pipeline:
             pending[fut] = ("feed", fid)
         self.progress("total", len(feeds))
 
-        self._ready: list[tuple[_FeedRun, ArticleCandidate]] = []
         while pending:
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -167,7 +166,6 @@ class Pipeline:
                 elif kind == "extract":
                     fid, entry, link, result = info
                     self._on_extracted(runs[fid], entry, link, result, fut, summary)
-        self._store_ready(summary)
         for run in runs.values():
             if run.parsed is not None and run.result is not None:
                 self._finish_feed(run, summary)
@@ -279,9 +277,9 @@ class Pipeline:
             self._store(run, entry, link, None, None, summary)
             return None
         if self.extractor is not None:
-            efut = self.extractor.submit(_extract_in_worker, result.content, result.final_url)
+            efut = self.extractor.submit(_extract_in_worker, result.content, result.final_url, entry.published is None)
             return efut, ("extract", run.feed_id, entry, link, result)
-        page = _extract_in_worker(result.content, result.final_url)
+        page = _extract_in_worker(result.content, result.final_url, entry.published is None)
         self._finish_page(run, entry, link, result, page, summary)
         return None
 
@@ -310,25 +308,15 @@ class Pipeline:
             return
         if cand.text_source != "page":
             summary.fallbacks += 1
-        self._ready.append((run, cand))
-
-    def _store_ready(self, summary: IngestSummary) -> None:
-        """Store the pass's articles oldest first: fetches finish in any order, but an original
-        must be stored before its copies and a story's first report before its follow-ups."""
-        far_future = datetime.max.replace(tzinfo=timezone.utc)
-        order = sorted(range(len(self._ready)), key=lambda i: (self._ready[i][1].published_at or far_future, i))
-        for i in order:
-            run, cand = self._ready[i]
-            with self.db.session() as s:
-                outcome = save_article(s, cand, self.clusterer.assign)
-            if outcome.status == "new":
-                summary.new_articles += 1
-                run.new_articles += 1
-            elif outcome.status == "updated":
-                summary.updated_articles += 1
-            else:
-                summary.duplicates += 1
-        self._ready = []
+        with self.db.session() as s:
+            outcome = save_article(s, cand, self.clusterer.assign)
+        if outcome.status == "new":
+            summary.new_articles += 1
+            run.new_articles += 1
+        elif outcome.status == "updated":
+            summary.updated_articles += 1
+        else:
+            summary.duplicates += 1
 
     def _record(self, feed_id, kind, url, result: FetchResult | None, outcome, error_kind=None, error=None, status=None):
         with self.db.session() as s:

@@ -25,7 +25,7 @@ rebuilt from the restored articles only.
 from __future__ import annotations
 
 import heapq
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 from .dedup import NearDupIndex, dedup_features
@@ -52,6 +52,9 @@ class ClusterDecision:
     story_score: float | None
     story_method: str                # "new-story" | "copy-of-member" | "similarity"
     explanation: dict = field(default_factory=dict)
+    # Articles that were the root of this copy group until this (earlier-published) article
+    # arrived; they and their copies are now copies of this one.
+    rerooted: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -171,7 +174,9 @@ class StoryEngine:
             if story_of_root is None:
                 matched = self._decisions.get(match["matched"])
                 story_of_root = matched[1].story_id if matched else None
-        if match is not None and story_of_root is not None:
+        if match is not None and story_of_root is not None and self._is_earlier(tkey, match["root"]):
+            decision = self._reroot(item, match, story_of_root, dfeat, tf, tkey)
+        elif match is not None and story_of_root is not None:
             self._dedup.add(item.id, dfeat, match["root"], tkey)
             # A copy adds nothing to what its story is about; it only keeps the story alive.
             self._stories.touch(story_of_root, tkey)
@@ -210,6 +215,42 @@ class StoryEngine:
             )
         self._remember(decision, ts)
         return decision
+
+    def _is_earlier(self, tkey: float, root_id: str) -> bool:
+        known = self._decisions.get(root_id)
+        return known is not None and tkey < known[0]
+
+    def _reroot(self, item: ClusterItem, match: dict, story_id: str, dfeat: dict, tf: dict, tkey: float) -> ClusterDecision:
+        """The new article is an earlier copy of a group's root: it becomes the original.
+
+        Pages arrive in any order (fetches finish when they finish, feeds are polled at different
+        times), but the original is the earliest published.
+        """
+        old_root = match["root"]
+        members = self._dedup.reroot(old_root, item.id)
+        self._dedup.add(item.id, dfeat, None, tkey)
+        self._stories.learn(tf)
+        self._stories.add(item.id, tf, tkey, story_id)
+        for member in members:
+            stamp, old = self._decisions[member] if member in self._decisions else (None, None)
+            if old is None:
+                continue
+            changed = dict(duplicate_of=item.id, story_method="copy-of-member")
+            if member == old_root:
+                changed.update(duplicate_score=match["score"], duplicate_method=match["method"],
+                               story_score=match["score"],
+                               explanation={"copy": dict(match, root=item.id), "story": "same story as its original"})
+            self._decisions[member] = (stamp, replace(old, **changed))
+        return ClusterDecision(
+            id=item.id, duplicate_of=None, duplicate_score=None, duplicate_method=None,
+            story_id=story_id, story_score=match["score"], story_method="original-of-copies",
+            explanation={"story": "earlier original of copies already in the story", "copy": dict(match)},
+            rerooted=sorted(members),
+        )
+
+    def decision_of(self, item_id: str) -> ClusterDecision | None:
+        known = self._decisions.get(item_id)
+        return known[1] if known else None
 
     def restore(self, item: ClusterItem, decision: ClusterDecision) -> None:
         """Rebuild in-memory state for a stored article and its stored decision (no re-deciding)."""

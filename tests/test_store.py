@@ -144,3 +144,23 @@ def test_reindex_rebuilds_from_the_database(db, tmp_path):
     assert reindex(db, backend) == 2
     assert backend.count() == 2 and count(db, OutboxEntry) == 0
     backend.close()
+
+
+def test_an_original_arriving_after_its_copy_becomes_the_root(db):
+    clusterer = Clusterer(db)
+    copy_text = "VILNIUS (Wire) - " + TEXT + "\nRead more at wire.example"
+    with db.session() as s:
+        copy = save_article(s, candidate(url="https://wire.example/c", text=copy_text, title="Allies talk money",
+                                         published=datetime(2025, 2, 13, 15, tzinfo=timezone.utc)), clusterer.assign)
+        second_copy = save_article(s, candidate(url="https://paper.example/c", text=copy_text + "\nNewsletter",
+                                                published=datetime(2025, 2, 13, 16, tzinfo=timezone.utc)), clusterer.assign)
+    with db.session() as s:
+        assert s.get(Article, second_copy.article_id).duplicate_of == copy.article_id
+        original = save_article(s, candidate(published=datetime(2025, 2, 13, 9, tzinfo=timezone.utc)), clusterer.assign)
+    with db.session() as s:
+        o, c, c2 = (s.get(Article, x.article_id) for x in (original, copy, second_copy))
+        assert o.duplicate_of is None and o.story_method == "original-of-copies"
+        assert c.duplicate_of == o.id and c2.duplicate_of == o.id
+        assert o.story_id == c.story_id == c2.story_id
+        queued = {r.article_id for r in s.scalars(select(OutboxEntry))}
+        assert {o.id, c.id, c2.id} <= queued

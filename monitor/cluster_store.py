@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from monitor.db import Database
 from monitor.models import Article, Story
-from monitor.store import enqueue_index, refresh_story
-from monitor.story_engine import ClusterDecision, ClusterItem, ClusterSettings, StoryEngine
+from monitor.store import count_into_story, enqueue_index, refresh_story
+from monitor.story_engine import ClusterDecision, ClusterItem, ClusterSettings, Features, StoryEngine
 
 _ADVISORY_KEY = 727275
 
@@ -56,6 +56,13 @@ class Clusterer:
         self.engine = StoryEngine(self.settings)
         self._last_seen_id = 0
         self._loaded = False
+        self._primed: dict[tuple[str, str], Features] = {}
+
+    def prime(self, title: str, content_hash: str, features: Features) -> None:
+        """Hand over features computed elsewhere (an extraction process) for an article about to be stored."""
+        if len(self._primed) > 10_000:  # entries whose article was never stored (duplicates): drop them
+            self._primed.clear()
+        self._primed[(title, content_hash)] = features
 
     def _catch_up(self, session: Session, *, exclude: int | None = None) -> int:
         """Restore articles stored since we last looked (by us before a restart, or by others)."""
@@ -87,7 +94,8 @@ class Clusterer:
         if session.bind.dialect.name == "postgresql":
             session.execute(select(func.pg_advisory_xact_lock(_ADVISORY_KEY)))
         self._catch_up(session, exclude=article.id)
-        decision = self.engine.add(to_item(article))
+        features = self._primed.pop((article.title, article.content_hash), None)
+        decision = self.engine.add(to_item(article), features)
         apply_decision(session, article, decision)
         for member_id in decision.rerooted:
             member = session.get(Article, int(member_id))
@@ -100,19 +108,26 @@ class Clusterer:
 
 
 def apply_decision(session: Session, article: Article, decision: ClusterDecision) -> None:
+    """Write a decision onto an article row and keep its story's counters right."""
     story_id = int(decision.story_id)
-    if session.get(Story, story_id) is None:
-        session.add(Story(id=story_id, headline=article.title, headline_article_id=story_id))
-        session.flush()
     old_story = article.story_id
+    if session.get(Story, story_id) is None:
+        session.add(Story(id=story_id, headline=article.title, headline_article_id=story_id,
+                          article_count=0, source_count=0))
+        session.flush()
     article.duplicate_of = int(decision.duplicate_of) if decision.duplicate_of else None
     article.duplicate_score = decision.duplicate_score
     article.duplicate_method = decision.duplicate_method
-    article.story_id = story_id
     article.story_score = decision.story_score
     article.story_method = decision.story_method
     article.cluster_explanation = decision.explanation
+    if old_story == story_id:
+        return
+    if old_story is None:
+        count_into_story(session, story_id, article)
+        article.story_id = story_id
+        return
+    article.story_id = story_id
     session.flush()
     refresh_story(session, story_id)
-    if old_story is not None and old_story != story_id:
-        refresh_story(session, old_story)
+    refresh_story(session, old_story)

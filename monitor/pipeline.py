@@ -11,6 +11,7 @@ entries again; entries already stored are recognised by URL and skipped.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ from monitor.parse import FeedEntry, FeedParseError, ParsedFeed, parse_feed
 from monitor.sanitize import html_to_text, sanitize_html, text_to_html
 from monitor.scheduling import next_fetch_time
 from monitor.store import ArticleCandidate, known_article_id, save_article
+from monitor.story_engine import ClusterSettings, Features, compute_features
 from monitor.textnorm import content_hash
 from monitor.topics import tag_topics
 from monitor.urls import safe_canonical, source_of
@@ -66,6 +68,44 @@ class _FeedRun:
     new_articles: int = 0
 
 
+class PublicationOrder:
+    """Releases a pass's articles oldest first while pages are still being fetched.
+
+    Fetches finish in any order, but the story engine should see an original before its copies
+    and must see old articles before its window moves past them. The feed tells each entry's date
+    before its page is fetched, so an article can be stored as soon as no entry dated more than
+    `slack` earlier is still in flight; undated entries go last. Within the slack the order does
+    not matter: the engine re-roots a copy group when an earlier original arrives after its copy,
+    and its window is several days wide.
+    """
+
+    _LAST = datetime.max.replace(tzinfo=timezone.utc)
+    slack = timedelta(days=1)
+
+    def __init__(self) -> None:
+        self._pending: dict[int, datetime] = {}
+        self._ready: list[tuple[datetime, int, object]] = []
+        self._seq = 0
+
+    def started(self, entry: FeedEntry) -> None:
+        self._pending[id(entry)] = entry.published or self._LAST
+
+    def done(self, entry: FeedEntry) -> None:
+        self._pending.pop(id(entry), None)
+
+    def ready(self, published: datetime | None, payload) -> None:
+        self._seq += 1
+        heapq.heappush(self._ready, (published or self._LAST, self._seq, payload))
+
+    def release(self, *, everything: bool = False):
+        horizon = None
+        if not everything and self._pending:
+            earliest = min(self._pending.values())
+            horizon = earliest if earliest == self._LAST else earliest + self.slack
+        while self._ready and (horizon is None or self._ready[0][0] <= horizon):
+            yield heapq.heappop(self._ready)[2]
+
+
 def fetch_policy(settings: Settings) -> FetchPolicy:
     return FetchPolicy(
         connect_timeout=settings.connect_timeout,
@@ -98,11 +138,17 @@ def sync_feeds(db: Database, feeds: Iterable[FeedConfig]) -> list[int]:
     return ids
 
 
-def _extract_in_worker(content: bytes, url: str, find_date: bool = True) -> ExtractedPage | str:
+def _extract_in_worker(content: bytes, url: str, find_date: bool, title: str | None,
+                       settings: ClusterSettings) -> tuple[ExtractedPage | str, Features | None]:
+    """Extraction plus the article's clustering features: both pure, both CPU-bound, so both
+    run in the extraction processes and the storing process only decides."""
     try:
-        return extract_page(content, url, find_date=find_date)
+        page = extract_page(content, url, find_date=find_date)
     except ExtractionError as exc:
-        return f"extraction: {exc}"
+        return f"extraction: {exc}", None
+    if len(page.text) < MIN_TEXT_CHARS:
+        return page, None
+    return page, compute_features((title or page.title or "").strip()[:2000], page.text, settings)
 
 
 class Pipeline:
@@ -128,6 +174,7 @@ class Pipeline:
         self.progress = progress or (lambda what, n: None)
         self.clusterer = clusterer or Clusterer(db)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._attempts: list[FetchAttempt] = []
 
     def close(self) -> None:
         self.threads.shutdown(wait=True, cancel_futures=True)
@@ -149,6 +196,7 @@ class Pipeline:
             pending[fut] = ("feed", fid)
         self.progress("total", len(feeds))
 
+        self._in_flight = PublicationOrder()
         while pending:
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -166,9 +214,14 @@ class Pipeline:
                 elif kind == "extract":
                     fid, entry, link, result = info
                     self._on_extracted(runs[fid], entry, link, result, fut, summary)
+        for ready_run, ready in self._in_flight.release(everything=True):
+            self._save(ready_run, ready, summary)
         for run in runs.values():
             if run.parsed is not None and run.result is not None:
                 self._finish_feed(run, summary)
+        if self._attempts:
+            with self.db.session() as s:
+                self._write_attempts(s)
         return summary
 
     # -- feed stage --------------------------------------------------------------------------
@@ -213,9 +266,11 @@ class Pipeline:
                 if link:
                     seen_links.add(link)
                 if link is None or not fetch_pages:
+                    self._in_flight.started(entry)
                     self._store(run, entry, link, None, None, summary)
                     continue
                 page_url = entry.link if entry.link.startswith("http") else link
+                self._in_flight.started(entry)
                 fut = self.threads.submit(self.fetcher.fetch, page_url, expect="html")
                 tasks.append((fut, ("page", run.feed_id, entry, link)))
         return tasks
@@ -227,6 +282,7 @@ class Pipeline:
         summary.feeds_failed += 1
         summary.failed_feeds.append(f"{run.url}: {exc}")
         with self.db.session() as s:
+            self._write_attempts(s)
             feed = s.get(Feed, run.feed_id)
             now = utcnow()
             feed.consecutive_failures += 1
@@ -242,6 +298,7 @@ class Pipeline:
 
     def _feed_done(self, feed_id: int, result: FetchResult, *, ok: bool, changed: bool, etag_ok: bool) -> None:
         with self.db.session() as s:
+            self._write_attempts(s)
             feed = s.get(Feed, feed_id)
             now = utcnow()
             feed.last_fetched_at = feed.last_success_at = now
@@ -277,38 +334,53 @@ class Pipeline:
             self._store(run, entry, link, None, None, summary)
             return None
         if self.extractor is not None:
-            efut = self.extractor.submit(_extract_in_worker, result.content, result.final_url, entry.published is None)
+            efut = self.extractor.submit(_extract_in_worker, result.content, result.final_url,
+                                         entry.published is None, entry.title, self.clusterer.settings)
             return efut, ("extract", run.feed_id, entry, link, result)
-        page = _extract_in_worker(result.content, result.final_url, entry.published is None)
-        self._finish_page(run, entry, link, result, page, summary)
+        # One process: features are computed when the article is clustered (no gain in doing it here).
+        try:
+            page = extract_page(result.content, result.final_url, find_date=entry.published is None)
+        except ExtractionError as exc:
+            page = f"extraction: {exc}"
+        self._finish_page(run, entry, link, result, (page, None), summary)
         return None
 
     def _on_extracted(self, run, entry, link, result, fut: Future, summary: IngestSummary) -> None:
         try:
-            page = fut.result()
+            extracted = fut.result()
         except Exception as exc:  # a crashed worker process must not stop the pass
-            page = f"extraction: {exc!r}"
-        self._finish_page(run, entry, link, result, page, summary)
+            extracted = (f"extraction: {exc!r}", None)
+        self._finish_page(run, entry, link, result, extracted, summary)
 
-    def _finish_page(self, run, entry, link, result: FetchResult, page, summary: IngestSummary) -> None:
+    def _finish_page(self, run, entry, link, result: FetchResult, extracted, summary: IngestSummary) -> None:
+        page, features = extracted
         if isinstance(page, str):
             self._record(run.feed_id, "page", result.url, result, "error", "extraction", page)
             summary.pages_failed += 1
             page = None
         else:
             self._record(run.feed_id, "page", result.url, result, "ok")
-        self._store(run, entry, link, result, page, summary)
+        self._store(run, entry, link, result, page, summary, features)
 
     # -- store stage -------------------------------------------------------------------------
 
     def _store(self, run: _FeedRun, entry: FeedEntry, link: str | None, result: FetchResult | None,
-               page: ExtractedPage | None, summary: IngestSummary) -> None:
+               page: ExtractedPage | None, summary: IngestSummary, features: Features | None = None) -> None:
+        """Queue the entry's article; it is saved once no earlier-dated entry is still in flight."""
+        self._in_flight.done(entry)
         cand = build_candidate(entry, link, result, page, run.feed_id, self.rules)
-        if cand is None:
-            return
-        if cand.text_source != "page":
-            summary.fallbacks += 1
+        if cand is not None:
+            if features is not None and page is not None and cand.text is page.text:
+                self.clusterer.prime(cand.title, cand.content_hash, features)
+            if cand.text_source != "page":
+                summary.fallbacks += 1
+            self._in_flight.ready(cand.published_at, (run, cand))
+        for ready_run, ready in self._in_flight.release():
+            self._save(ready_run, ready, summary)
+
+    def _save(self, run: _FeedRun, cand: ArticleCandidate, summary: IngestSummary) -> None:
         with self.db.session() as s:
+            self._write_attempts(s)
             outcome = save_article(s, cand, self.clusterer.assign)
         if outcome.status == "new":
             summary.new_articles += 1
@@ -319,14 +391,19 @@ class Pipeline:
             summary.duplicates += 1
 
     def _record(self, feed_id, kind, url, result: FetchResult | None, outcome, error_kind=None, error=None, status=None):
-        with self.db.session() as s:
-            s.add(FetchAttempt(
-                feed_id=feed_id, kind=kind, url=url[:2048], outcome=outcome, error_kind=error_kind,
-                error=(error or None) and str(error)[:2000],
-                http_status=result.status if result is not None else status,
-                elapsed_ms=result.elapsed_ms if result is not None else None,
-                bytes=len(result.content) if result is not None else None,
-            ))
+        """Queue a fetch-attempt row; it is written with the next transaction (no commit of its own)."""
+        self._attempts.append(FetchAttempt(
+            feed_id=feed_id, kind=kind, url=url[:2048], outcome=outcome, error_kind=error_kind,
+            error=(error or None) and str(error)[:2000],
+            http_status=result.status if result is not None else status,
+            elapsed_ms=result.elapsed_ms if result is not None else None,
+            bytes=len(result.content) if result is not None else None,
+        ))
+
+    def _write_attempts(self, session) -> None:
+        if self._attempts:
+            session.add_all(self._attempts)
+            self._attempts = []
 
 
 def build_candidate(entry: FeedEntry, link: str | None, result: FetchResult | None, page: ExtractedPage | None,

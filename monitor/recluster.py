@@ -17,7 +17,7 @@ from monitor.cluster_store import apply_decision, stored_decision, to_item
 from monitor.db import Database
 from monitor.models import Article, Story
 from monitor.story_engine import ClusterSettings, StoryEngine
-from monitor.store import enqueue_index
+from monitor.store import enqueue_index, refresh_story
 
 BATCH = 200
 
@@ -40,8 +40,11 @@ def recluster_articles(db: Database, *, since: date | None = None, settings: Clu
         ids = list(s.scalars(query))
         # Detach the articles from their old decisions first, so a story can be re-founded
         # by a different member without foreign keys pointing at stale rows.
+        touched: set[int] = set()
         for chunk in _chunks(ids, BATCH):
             for a in s.scalars(select(Article).where(Article.id.in_(chunk))):
+                if a.story_id is not None:
+                    touched.add(a.story_id)
                 a.duplicate_of = None
                 a.story_id = None
         s.flush()
@@ -52,11 +55,20 @@ def recluster_articles(db: Database, *, since: date | None = None, settings: Clu
                 articles = {a.id: a for a in s.scalars(select(Article).where(Article.id.in_(chunk)))}
                 for aid in chunk:
                     article = articles[aid]
-                    apply_decision(s, article, engine.add(to_item(article)))
+                    decision = engine.add(to_item(article))
+                    apply_decision(s, article, decision)
+                    touched.add(int(decision.story_id))
+                    for member_id in decision.rerooted:
+                        member, updated = s.get(Article, int(member_id)), engine.decision_of(member_id)
+                        if member is not None and updated is not None:
+                            apply_decision(s, member, updated)
                     enqueue_index(s, article.id)
                     done += 1
             bar.update(len(chunk))
     with db.session() as s:
+        for story_id in sorted(touched):  # exact counters for every story that gained or lost members
+            refresh_story(s, story_id)
+        s.flush()
         empty = select(Story.id).where(~select(Article.id).where(Article.story_id == Story.id).exists())
         for sid in list(s.scalars(empty)):
             s.delete(s.get(Story, sid))

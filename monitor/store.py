@@ -58,12 +58,15 @@ def known_article_id(session: Session, url: str) -> int | None:
     return session.scalar(select(ArticleUrl.article_id).where(ArticleUrl.url == url))
 
 
-def _add_aliases(session: Session, article_id: int, urls: list[tuple[str, str]], feed_id: int | None) -> None:
+def _add_aliases(session: Session, article_id: int, urls: list[tuple[str, str]], feed_id: int | None,
+                 *, all_new: bool = False) -> None:
+    """Record the URLs under which an article was seen (`all_new`: none of them is known yet)."""
+    urls = [(u, r) for u, r in dict(urls).items() if u]
+    if not all_new and urls:
+        known = set(session.scalars(select(ArticleUrl.url).where(ArticleUrl.url.in_([u for u, _ in urls]))))
+        urls = [(u, r) for u, r in urls if u not in known]
     for url, relation in urls:
-        if not url:
-            continue
-        if session.get(ArticleUrl, url) is None:
-            session.add(ArticleUrl(url=url, article_id=article_id, feed_id=feed_id, relation=relation))
+        session.add(ArticleUrl(url=url, article_id=article_id, feed_id=feed_id, relation=relation))
     session.flush()
 
 
@@ -110,13 +113,12 @@ def _apply_fields(article: Article, cand: ArticleCandidate) -> None:
 
 
 def find_existing(session: Session, cand: ArticleCandidate) -> tuple[Article | None, str]:
-    for url, _ in _candidate_urls(cand):
-        article_id = known_article_id(session, url)
-        if article_id is not None:
-            return session.get(Article, article_id), "duplicate-url"
-    article = session.scalar(select(Article).where(Article.canonical_url == cand.canonical_url))
-    if article is not None:
-        return article, "duplicate-url"
+    # Every stored article's canonical URL is one of its ArticleUrl rows, so one lookup covers
+    # the canonical URL, the feed link and the redirect target.
+    urls = [u for u, _ in _candidate_urls(cand)]
+    article_id = session.scalar(select(ArticleUrl.article_id).where(ArticleUrl.url.in_(urls)).limit(1))
+    if article_id is not None:
+        return session.get(Article, article_id), "duplicate-url"
     if len(cand.text) >= MIN_TEXT_FOR_HASH:
         article = session.scalar(
             select(Article).where(Article.content_hash == cand.content_hash).order_by(Article.id).limit(1)
@@ -165,7 +167,7 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
             raise
         _add_aliases(session, existing.id, _candidate_urls(cand), cand.feed_id)
         return SaveOutcome(existing.id, "duplicate-url")
-    _add_aliases(session, article.id, _candidate_urls(cand), cand.feed_id)
+    _add_aliases(session, article.id, _candidate_urls(cand), cand.feed_id, all_new=True)
     _set_topics(session, article, cand.topics)
     if clusterer is not None:
         clusterer(session, article)
@@ -181,6 +183,24 @@ def _set_topics(session: Session, article: Article, topics: list[str]) -> None:
     have = {t.topic for t in article.topics}
     for name in sorted(wanted - have):
         article.topics.append(ArticleTopic(topic=name))
+
+
+def count_into_story(session: Session, story_id: int, article: Article) -> Story:
+    """Add one newly assigned article to its story's counters (no aggregate query)."""
+    story = session.get(Story, story_id)
+    if story is None:
+        story = Story(id=story_id, headline=article.title, headline_article_id=story_id, article_count=0, source_count=0)
+        session.add(story)
+    new_source = not session.scalar(
+        select(Article.id).where(Article.story_id == story_id, Article.source == article.source, Article.id != article.id).limit(1)
+    )
+    story.article_count = (story.article_count or 0) + 1
+    story.source_count = (story.source_count or 0) + (1 if new_source else 0)
+    when = article.published_at
+    if when is not None and (story.first_seen is None or when < story.first_seen):
+        story.first_seen = when
+    story.last_updated = utcnow()
+    return story
 
 
 def refresh_story(session: Session, story_id: int) -> Story:

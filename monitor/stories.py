@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from functools import lru_cache
 import re
 from collections import Counter, defaultdict
 
@@ -63,6 +64,10 @@ _CAP_WORD = re.compile(r"[A-Z][\w'&.-]*[\w]|[A-Z]")
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*(?:[.,]\d+)*")
 
 
+_HAS_DIGIT = re.compile(r"\d")
+
+
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """Crude, cheap stem: drop possessive and plural s, keep at most 7 characters.
 
@@ -151,7 +156,7 @@ def story_features(title: str, text: str, *, lead_words: int = 80, max_words: in
             continue
         counts: Counter = Counter()
         for tok in _TOKEN.findall(chunk.casefold()):
-            if any(ch.isdigit() for ch in tok):
+            if not tok.isalpha() and _HAS_DIGIT.search(tok):
                 # Bare one-digit numbers say little; years, percentages and amounts do.
                 if len(tok) >= 2:
                     counts["n:" + tok] += 1

@@ -101,6 +101,26 @@ def _ts(dt: datetime | None) -> float | None:
     return dt.timestamp()
 
 
+Features = tuple[dict, dict]
+
+
+def compute_features(title: str, text: str, settings: ClusterSettings) -> Features:
+    """Copy-detection and story features of one article: pure, so it can run in a worker process."""
+    s = settings
+    text = text or ""
+    capped = text[: s.max_text_chars]
+    dfeat = dedup_features(capped, shingle_size=s.shingle_size, head_words=s.head_words)
+    # The exact hash is over the whole text: two 5 MB texts that differ after
+    # the cap are not the same text.
+    if len(text) > s.max_text_chars:
+        from .textnorm import content_hash
+        dfeat["hash"] = content_hash(text)
+    zone_weights = {"title": s.title_weight, "lead": s.lead_weight, "body": s.body_weight}
+    tf = story_features(title or "", capped, lead_words=s.lead_words, max_words=s.max_story_words,
+                        zone_weights=zone_weights)
+    return dfeat, tf
+
+
 class StoryEngine:
     """Incremental dedup + story clustering; see the module docstring for time handling."""
 
@@ -114,25 +134,10 @@ class StoryEngine:
                                    index_terms=s.index_terms, max_candidates=s.max_candidates,
                                    time_scale_days=s.time_scale_days, idf_prior_docs=s.idf_prior_docs,
                                    lead_entity_share=s.lead_entity_share)
-        self._zone_weights = {"title": s.title_weight, "lead": s.lead_weight, "body": s.body_weight}
         self._decisions: dict[str, tuple[float, ClusterDecision]] = {}
         self._expiry: list[tuple[float, str]] = []
         self._latest: float | None = None
         self._evicted_to: float | None = None
-
-    # -- features -----------------------------------------------------------
-    def _features(self, item: ClusterItem) -> tuple[dict, dict]:
-        s = self.settings
-        text = (item.text or "")[: s.max_text_chars]
-        dfeat = dedup_features(text, shingle_size=s.shingle_size, head_words=s.head_words)
-        # The exact hash is over the whole text: two 5 MB texts that differ after
-        # the cap are not the same text.
-        if len(item.text or "") > s.max_text_chars:
-            from .textnorm import content_hash
-            dfeat["hash"] = content_hash(item.text)
-        tf = story_features(item.title or "", text, lead_words=s.lead_words, max_words=s.max_story_words,
-                            zone_weights=self._zone_weights)
-        return dfeat, tf
 
     def _time(self, item: ClusterItem) -> float | None:
         ts = _ts(item.published)
@@ -158,14 +163,18 @@ class StoryEngine:
             self.evict_before(cutoff)
 
     # -- public API -----------------------------------------------------------
-    def add(self, item: ClusterItem) -> ClusterDecision:
-        """Decide copy/story for a new article; the same id again returns the same decision."""
+    def add(self, item: ClusterItem, features: Features | None = None) -> ClusterDecision:
+        """Decide copy/story for a new article; the same id again returns the same decision.
+
+        `features` may be passed in when `compute_features(item.title, item.text, settings)`
+        was already run elsewhere (the pipeline does it in its extraction processes).
+        """
         known = self._decisions.get(item.id)
         if known is not None:
             return known[1]
         ts = self._time(item)
         tkey = ts if ts is not None else 0.0
-        dfeat, tf = self._features(item)
+        dfeat, tf = features or compute_features(item.title, item.text, self.settings)
         match = self._dedup.find(dfeat)
         story_of_root = None
         if match is not None:
@@ -258,7 +267,7 @@ class StoryEngine:
             return
         ts = self._time(item)
         tkey = ts if ts is not None else 0.0
-        dfeat, tf = self._features(item)
+        dfeat, tf = compute_features(item.title, item.text, self.settings)
         self._dedup.add(item.id, dfeat, decision.duplicate_of, tkey)
         if decision.story_method == "copy-of-member":
             self._stories.touch(decision.story_id, tkey)

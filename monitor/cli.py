@@ -532,11 +532,13 @@ def story(story_id: int, as_json: bool) -> None:
 def recluster(since: str | None) -> None:
     """Recompute duplicates and stories with the current settings."""
     from monitor.recluster import recluster_articles
+    from monitor.story_engine import ClusterSettings
 
     day = _parse_day(since, "--since")
     app = _open_app()
     try:
-        n = recluster_articles(app.db, since=day, progress=sys.stderr.isatty())
+        settings = ClusterSettings(**app.feeds_config.clustering)
+        n = recluster_articles(app.db, since=day, settings=settings, progress=sys.stderr.isatty())
         click.echo(f"reclustered {n} article(s); run `newsmon index` to push the changes to search")
     finally:
         app.close()

@@ -188,6 +188,8 @@ class FeedsConfig:
     topics: list[TopicRule]
     defaults: FeedDefaults = field(default_factory=FeedDefaults)
     source: str = "feeds.yaml"
+    # Overrides of the story engine's settings (monitor.story_engine.ClusterSettings).
+    clustering: dict[str, float] = field(default_factory=dict)
 
 
 def default_feeds_path() -> Path:
@@ -226,7 +228,7 @@ def load_feeds_config(path: str | os.PathLike[str]) -> FeedsConfig:
 # Validation over the composed YAML node tree (nodes carry line numbers; values do not)
 # --------------------------------------------------------------------------------------------
 
-_TOP_KEYS = ("feeds", "topics", "defaults")
+_TOP_KEYS = ("feeds", "topics", "defaults", "clustering")
 _FEED_KEYS = ("url", "name", "interval_minutes", "fetch_pages", "topics_hint", "enabled")
 _DEFAULT_KEYS = ("interval_minutes", "fetch_pages")
 _TOPIC_KEYS = (
@@ -430,7 +432,28 @@ def parse_feeds_config(text: str, source_name: str = "feeds.yaml") -> FeedsConfi
             feed.topics_hint = hints
         feeds.append(feed)
 
-    return FeedsConfig(feeds=feeds, topics=topics, defaults=defaults, source=source_name)
+    clustering: dict[str, float] = {}
+    if "clustering" in top:
+        cmap = ctx.mapping(top["clustering"][1], "clustering", tuple(CLUSTERING_KEYS))
+        for key, (_, vnode) in cmap.items():
+            lo, hi = CLUSTERING_KEYS[key]
+            value = ctx.scalar(vnode, f"clustering.{key}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise ctx.error(vnode, f"clustering.{key}", f"expected a number from {lo} to {hi}, got {_describe(value)}")
+            clustering[key] = float(value)
+
+    return FeedsConfig(feeds=feeds, topics=topics, defaults=defaults, source=source_name, clustering=clustering)
+
+
+# Story-engine settings an operator may tune in feeds.yaml, with their allowed ranges
+# (defaults and their rationale: monitor/story_engine.py, chosen by benchmarks/cluster_eval.py).
+CLUSTERING_KEYS: dict[str, tuple[float, float]] = {
+    "window_days": (0.5, 90),
+    "story_threshold": (0.01, 0.99),
+    "time_scale_days": (0.1, 60),
+    "containment_threshold": (0.3, 1.0),
+    "paragraph_threshold": (0.0, 1.0),
+}
 
 
 def _validate_url(ctx: _Ctx, node: yaml.Node, path: str) -> str:

@@ -172,7 +172,7 @@ class Pipeline:
         self.threads = ThreadPoolExecutor(max_workers=fetch_threads, thread_name_prefix="fetch")
         self.extractor: Executor | None = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
         self.progress = progress or (lambda what, n: None)
-        self.clusterer = clusterer or Clusterer(db)
+        self.clusterer = clusterer or Clusterer(db, ClusterSettings(**feeds_config.clustering))
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._attempts: list[FetchAttempt] = []
 

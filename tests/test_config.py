@@ -205,3 +205,16 @@ def test_empty_and_missing_files(tmp_path):
         load_feeds_config(bad)
     with pytest.raises(ConfigError, match=r"^m\.yaml:1: feeds: missing"):
         parse_feeds_config("defaults: {interval_minutes: 5}\n", "m.yaml")
+
+
+def test_clustering_overrides_are_read_and_validated():
+    from monitor.config import parse_feeds_config
+    from monitor.story_engine import ClusterSettings
+
+    cfg = parse_feeds_config("feeds: [{url: 'https://a.example/rss'}]\nclustering:\n  window_days: 3\n  story_threshold: 0.3\n")
+    assert cfg.clustering == {"window_days": 3.0, "story_threshold": 0.3}
+    assert ClusterSettings(**cfg.clustering).story_threshold == 0.3
+    with pytest.raises(ConfigError, match=r"feeds.yaml:4: clustering.story_threshold: expected a number"):
+        parse_feeds_config("feeds: [{url: 'https://a.example/rss'}]\nclustering:\n  window_days: 3\n  story_threshold: high\n")
+    with pytest.raises(ConfigError, match=r"clustering.*windw_days"):
+        parse_feeds_config("feeds: [{url: 'https://a.example/rss'}]\nclustering:\n  windw_days: 3\n")

@@ -71,20 +71,18 @@ class _FeedRun:
 class PublicationOrder:
     """Releases a pass's articles oldest first while pages are still being fetched.
 
-    Fetches finish in any order, but the story engine should see an original before its copies
-    and must see old articles before its window moves past them. The feed tells each entry's date
-    before its page is fetched, so an article can be stored as soon as no entry dated more than
-    `slack` earlier is still in flight; undated entries go last. Within the slack the order does
-    not matter: the engine re-roots a copy group when an earlier original arrives after its copy,
-    and its window is several days wide.
+    Fetches finish in any order, but clustering is incremental: the result must not depend on
+    which page happened to arrive first. The feed tells each entry's date before its page is
+    fetched, so an article is stored as soon as no earlier-dated entry is still in flight; ties
+    are broken by URL, undated entries go last. The same feeds thus give the same stories on
+    any machine, under any load.
     """
 
     _LAST = datetime.max.replace(tzinfo=timezone.utc)
-    slack = timedelta(days=1)
 
     def __init__(self) -> None:
         self._pending: dict[int, datetime] = {}
-        self._ready: list[tuple[datetime, int, object]] = []
+        self._ready: list[tuple[datetime, str, int, object]] = []
         self._seq = 0
 
     def started(self, entry: FeedEntry) -> None:
@@ -93,17 +91,14 @@ class PublicationOrder:
     def done(self, entry: FeedEntry) -> None:
         self._pending.pop(id(entry), None)
 
-    def ready(self, published: datetime | None, payload) -> None:
+    def ready(self, published: datetime | None, key: str, payload) -> None:
         self._seq += 1
-        heapq.heappush(self._ready, (published or self._LAST, self._seq, payload))
+        heapq.heappush(self._ready, (published or self._LAST, key, self._seq, payload))
 
     def release(self, *, everything: bool = False):
-        horizon = None
-        if not everything and self._pending:
-            earliest = min(self._pending.values())
-            horizon = earliest if earliest == self._LAST else earliest + self.slack
-        while self._ready and (horizon is None or self._ready[0][0] <= horizon):
-            yield heapq.heappop(self._ready)[2]
+        horizon = None if everything or not self._pending else min(self._pending.values())
+        while self._ready and (horizon is None or self._ready[0][0] < horizon):
+            yield heapq.heappop(self._ready)[3]
 
 
 def fetch_policy(settings: Settings) -> FetchPolicy:
@@ -175,6 +170,8 @@ class Pipeline:
         self.clusterer = clusterer or Clusterer(db, ClusterSettings(**feeds_config.clustering))
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._attempts: list[FetchAttempt] = []
+        self._queued = 0
+        self.max_pages_in_flight = 2 * fetch_threads
 
     def close(self) -> None:
         self.threads.shutdown(wait=True, cancel_futures=True)
@@ -197,7 +194,15 @@ class Pipeline:
         self.progress("total", len(feeds))
 
         self._in_flight = PublicationOrder()
-        while pending:
+        self._page_queue: list[tuple] = []
+        pages_in_flight = 0
+        while pending or self._page_queue:
+            # Pages are fetched oldest first across all feeds, so they finish roughly in the
+            # order PublicationOrder releases them to the store.
+            while self._page_queue and pages_in_flight < self.max_pages_in_flight:
+                _, _, _, fid, entry, link, page_url = heapq.heappop(self._page_queue)
+                pending[self.threads.submit(self.fetcher.fetch, page_url, expect="html")] = ("page", fid, entry, link)
+                pages_in_flight += 1
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in done:
                 kind, *info = pending.pop(fut)
@@ -207,6 +212,7 @@ class Pipeline:
                         pending[task[0]] = task[1]
                     self.progress("feed", 1)
                 elif kind == "page":
+                    pages_in_flight -= 1
                     fid, entry, link = info
                     nxt = self._on_page_fetched(runs[fid], entry, link, fut, summary)
                     if nxt is not None:
@@ -271,8 +277,9 @@ class Pipeline:
                     continue
                 page_url = entry.link if entry.link.startswith("http") else link
                 self._in_flight.started(entry)
-                fut = self.threads.submit(self.fetcher.fetch, page_url, expect="html")
-                tasks.append((fut, ("page", run.feed_id, entry, link)))
+                self._queued += 1
+                heapq.heappush(self._page_queue, (entry.published or PublicationOrder._LAST, link, self._queued,
+                                                  run.feed_id, entry, link, page_url))
         return tasks
 
     def _feed_failed(self, run: _FeedRun, exc: Exception, summary: IngestSummary, result: FetchResult | None = None) -> None:
@@ -374,7 +381,7 @@ class Pipeline:
                 self.clusterer.prime(cand.title, cand.content_hash, features)
             if cand.text_source != "page":
                 summary.fallbacks += 1
-            self._in_flight.ready(cand.published_at, (run, cand))
+            self._in_flight.ready(cand.published_at, cand.canonical_url, (run, cand))
         for ready_run, ready in self._in_flight.release():
             self._save(ready_run, ready, summary)
 

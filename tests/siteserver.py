@@ -15,6 +15,7 @@ import gzip
 import io
 import json
 import mimetypes
+import random
 import socket
 import threading
 import time
@@ -222,7 +223,11 @@ class _Handler(BaseHTTPRequestHandler):
         if root not in target.parents or not target.is_file():
             self._send(404, b"not found\n")
             return
-        body = target.read_bytes().replace(BASE_PLACEHOLDER.encode(), self.server.site.base.encode())
+        site = self.server.site
+        if site.jitter:
+            # Page answers in a shuffled order: the pipeline must not depend on arrival order.
+            time.sleep(site.jitter_rng.uniform(0, site.jitter))
+        body = target.read_bytes().replace(BASE_PLACEHOLDER.encode(), site.base.encode())
         ctype = _CONTENT_TYPES.get(target.suffix.lower())
         if ctype is None:
             guessed = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
@@ -312,6 +317,8 @@ class SiteServer:
         self._routes_lock = threading.Lock()
         self._bomb: bytes | None = None
         self._bomb_lock = threading.Lock()
+        self.jitter = 0.0  # seconds: each static file waits a random time up to this before answering
+        self.jitter_rng = random.Random()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.site = self
         self.host, self.port = self._httpd.server_address[:2]

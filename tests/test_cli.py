@@ -165,3 +165,20 @@ def test_demo_shows_all_three_topics(tmp_path):
     assert summary["new_articles"] > 10
     assert {"nato", "ukraine-aid", "trump-foreign-policy"} <= set(summary["topics"])
     assert all(summary["topics"][t] > 0 for t in ("nato", "ukraine-aid", "trump-foreign-policy"))
+
+
+def test_ingest_keeps_storing_while_the_search_backend_is_down(site_server, newsmon_env, tmp_path, monkeypatch):
+    feeds = str(_write_feeds(tmp_path, site_server.base))
+    monkeypatch.setenv("SEARCH_URL", "http://127.0.0.1:9")  # a Meilisearch that is not there
+    down = invoke("ingest", "--once", "--no-progress", "--feeds", feeds, "--json")
+    assert down.exit_code == 0, down.output
+    summary = json.loads(down.output.strip().splitlines()[-1])
+    assert summary["new_articles"] > 0 and summary["index"]["error"]
+    status = json.loads(invoke("status", "--json").output)
+    assert status["index"]["backend"] is not True and status["index"]["outbox_pending"] == summary["new_articles"]
+
+    monkeypatch.setenv("SEARCH_URL", newsmon_env["SEARCH_URL"])  # the backend is back
+    drained = invoke("index")
+    assert drained.exit_code == 0 and f"sent {summary['new_articles']}" in drained.output
+    status = json.loads(invoke("status", "--json").output)
+    assert status["index"]["outbox_pending"] == 0 and status["index"]["documents"] == status["articles"]

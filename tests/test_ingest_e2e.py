@@ -183,3 +183,35 @@ def test_status_reports_feed_health(ingested):
     data = json.loads(out)
     assert data["articles"] > 0 and data["index"]["outbox_pending"] == 0
     assert len(data["feeds"]) == 3 and all(f["last_status"] == "ok" for f in data["feeds"])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_stories_do_not_depend_on_the_order_pages_arrive_in(seed, site_server_fresh, tmp_path_factory, ingested):
+    """Pages answered after random delays (another arrival order) give the same grouping."""
+    _, db, _, server = ingested
+    with db.session() as s:
+        reference = _grouping(s, server.base)
+    site_server_fresh.jitter = 0.15
+    site_server_fresh.jitter_rng.seed(seed)
+    tmp_path = tmp_path_factory.mktemp(f"jitter{seed}")
+    with temporary_database(tmp_path) as url, pytest.MonkeyPatch.context() as mp:
+        for key, value in app_environment(tmp_path, url).items():
+            mp.setenv(key, value)
+        code, out = run_cli("ingest", "--once", "--feeds", str(write_feeds(tmp_path, site_server_fresh.base)), "--no-progress")
+        assert code == 0, out
+        other = Database(url)
+        with other.session() as s:
+            assert _grouping(s, site_server_fresh.base) == reference
+        other.close()
+
+
+def _grouping(session, base: str) -> tuple:
+    """Stories and copies as sets of feed item ids (independent of row ids)."""
+    story_of, copy_of = {}, {}
+    for iid, item in ITEMS.items():
+        article = article_for(session, item, base)
+        story_of[iid] = article.story_id
+        copy_of[iid] = article.id if article.duplicate_of is None else article.duplicate_of
+    stories = sorted(sorted(i for i in ITEMS if story_of[i] == sid) for sid in set(story_of.values()))
+    copies = sorted(sorted(i for i in ITEMS if copy_of[i] == root) for root in set(copy_of.values()))
+    return stories, copies

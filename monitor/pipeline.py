@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from monitor.cluster_store import Clusterer
 from monitor.config import FeedConfig, FeedsConfig, Settings
@@ -122,7 +123,11 @@ def sync_feeds(db: Database, feeds: Iterable[FeedConfig]) -> list[int]:
             feed = s.scalar(select(Feed).where(Feed.url == fc.url))
             if feed is None:
                 feed = Feed(url=fc.url, next_fetch_at=utcnow())
-                s.add(feed)
+                try:
+                    with s.begin_nested():
+                        s.add(feed)
+                except IntegrityError:  # another worker added it just now
+                    feed = s.scalar(select(Feed).where(Feed.url == fc.url))
             feed.name = fc.name or feed.name
             feed.interval_minutes = fc.interval_minutes
             feed.fetch_pages = fc.fetch_pages

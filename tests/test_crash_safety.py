@@ -114,3 +114,13 @@ def test_sigkill_from_outside_then_rerun(delay, site_server, newsmon_env, tmp_pa
     rerun = _run(["-m", "monitor.cli", "ingest", "--once", "--no-progress", "--feeds", str(feeds)])
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     _check_consistent(newsmon_env)
+
+
+def test_two_workers_at_once_store_each_article_once(site_server, newsmon_env, tmp_path):
+    feeds = _feeds(tmp_path, site_server.base)
+    cmd = [sys.executable, "-m", "monitor.cli", "ingest", "--once", "--no-progress", "--feeds", str(feeds)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    _check_consistent(newsmon_env)

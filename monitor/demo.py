@@ -9,7 +9,6 @@ can try `newsmon search`, `newsmon story` and `newsmon status` against the demo 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import threading
 from functools import partial

@@ -9,9 +9,10 @@ fifty an exact re-post. Published times are spread evenly over 60 days
 (window 7 days: ~11,700 articles in memory at 100K).
 
 Reports per-article add() time around 10K and 100K articles processed, peak
-memory (ru_maxrss; tracemalloc of the engine state after restore), and the time to rebuild
-the in-memory state with restore() from the decisions of the last window, as a
-restarted worker would.  `python benchmarks/cluster_perf.py [--n 100000]`.
+memory (ru_maxrss; tracemalloc of the engine state after restore, in total and
+per article of the window), and the time to rebuild the in-memory state with
+restore() from the decisions of the last window, as a restarted worker would
+(timed without tracemalloc, which slows allocation-heavy code about 2x).  `python benchmarks/cluster_perf.py [--n 100000]`.
 """
 
 from __future__ import annotations
@@ -117,8 +118,15 @@ def run(n: int) -> dict:
                   file=sys.stderr, flush=True)
     stats = engine.stats()
 
-    # restart: a new engine rebuilt from the stored decisions of the window
+    # restart: a new engine rebuilt from the stored decisions of the window,
+    # timed without tracemalloc, then once more under tracemalloc to size its state
     del engine
+    t0 = time.perf_counter()
+    fresh = StoryEngine(settings)
+    for item, d in window_items:
+        fresh.restore(item, d)
+    restore_plain_s = time.perf_counter() - t0
+    del fresh
     tracemalloc.start()
     t0 = time.perf_counter()
     fresh = StoryEngine(settings)
@@ -135,9 +143,12 @@ def run(n: int) -> dict:
         "state_at_end": stats,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "restore_articles": len(window_items),
+        "restore_seconds": round(restore_plain_s, 2),
         "restore_seconds_with_tracemalloc": round(restore_s, 2),
         "engine_state_mb_after_restore": round(state_mb, 1),
-        "restore_ms_per_article": round(restore_s / max(1, len(window_items)) * 1000, 3),
+        "engine_state_kb_per_window_article": round(state_mb * 1024 / max(1, len(window_items)), 1),
+        "restore_ms_per_article": round(restore_plain_s / max(1, len(window_items)) * 1000, 3),
+        "restore_ms_per_article_with_tracemalloc": round(restore_s / max(1, len(window_items)) * 1000, 3),
         "generation_seconds": round(gen_t, 1),
     }
 

@@ -25,15 +25,24 @@ similar member), damped by the time distance to the story.
 Candidate stories come from an inverted index over each story's most
 distinctive features, so the cost per article depends on the window, not on
 the corpus size.
+
+Representation: `story_features` returns a plain dict (it runs in worker
+processes); the index interns its keys (`Vocabulary`) and keeps articles,
+centroids and document frequencies as numpy arrays, so weighting and the
+cosines with all candidate centroids are a few vectorised operations, and a
+stored article costs ~8 bytes per feature.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from functools import lru_cache
 import re
 from collections import Counter, defaultdict
+
+import numpy as np
 
 from . import textnorm
 
@@ -81,10 +90,10 @@ def stem(word: str) -> str:
     return word[:7]
 
 
-def _zones(title: str, text: str, lead_words: int, max_words: int):
+def _zones(title: str, text: str, lead_words: int, max_words: int, straightened: bool = False):
     """Yield (zone, raw text) pieces: headline, lead (first `lead_words` words), body."""
     yield "title", title or ""
-    body = textnorm.straighten(text or "")
+    body = (text or "") if straightened else textnorm.straighten(text or "")
     words_seen = 0
     lead_parts, body_parts = [], []
     for para in body.split("\n"):
@@ -102,7 +111,40 @@ def _zones(title: str, text: str, lead_words: int, max_words: int):
     yield "body", "\n".join(body_parts)
 
 
-_CAP_RUN = re.compile(r"[^\W_]+(?:['.-][^\W_]+)*")
+# A token and the non-token characters before it; the same tokens as
+# finditer(r"[^\W_]+(?:['.-][^\W_]+)*") would give, but in one C-level findall.
+_GAP_TOKEN = re.compile(r"((?:[^\w]|_)*)([^\W_]+(?:['.-][^\W_]+)*)")
+
+# Per-token classification caches (bounded; cleared when full). Texts repeat
+# the same few thousand words, so most tokens cost one dict lookup.
+_CACHE_MAX = 300_000
+_cap_cache: dict[str, str | None] = {}
+_term_cache: dict[str, str | None] = {}
+
+
+def _cap_key(tok: str) -> str | None:
+    """Stemmed key of a capitalised, non-stopword token; None otherwise."""
+    low = tok.lower()
+    key = stem(low) if tok[:1].isupper() and low not in STOPWORDS else None
+    if len(_cap_cache) >= _CACHE_MAX:
+        _cap_cache.clear()
+    _cap_cache[tok] = key
+    return key
+
+
+def _term_key(tok: str) -> str | None:
+    """Feature key of a case-folded token: "n:" number, "w:" content-word stem, or None."""
+    if not tok.isalpha() and _HAS_DIGIT.search(tok):
+        # Bare one-digit numbers say little; years, percentages and amounts do.
+        key = "n:" + tok if len(tok) >= 2 else None
+    elif tok not in STOPWORDS and len(tok) > 2:
+        key = "w:" + stem(tok)
+    else:
+        key = None
+    if len(_term_cache) >= _CACHE_MAX:
+        _term_cache.clear()
+    _term_cache[tok] = key
+    return key
 
 
 def _entities(raw: str, max_len: int = 2) -> list[str]:
@@ -114,20 +156,20 @@ def _entities(raw: str, max_len: int = 2) -> list[str]:
     titles plus names: "French President Emmanuel Macron"), so "President
     Trump" and "Trump" meet.
     """
-    out = []
+    out: list[str] = []
     run: list[str] = []
-    last_end = -1
-    for m in _CAP_RUN.finditer(raw):
-        tok = m.group()
-        low = tok.lower()
-        is_cap = tok[:1].isupper() and low not in STOPWORDS
-        joined = last_end >= 0 and raw[last_end:m.start()] == " "
-        if is_cap and (joined or not run):
-            run.append(stem(low))
-        else:
+    cache = _cap_cache
+    for gap, tok in _GAP_TOKEN.findall(raw):
+        key = cache.get(tok, 0)
+        if key == 0:
+            key = _cap_key(tok)
+        if key is None:
+            if run:
+                _flush(run, out, max_len)
+            continue
+        if run and gap != " ":
             _flush(run, out, max_len)
-            run = [stem(low)] if is_cap else []
-        last_end = m.end()
+        run.append(key)
     _flush(run, out, max_len)
     return out
 
@@ -138,112 +180,199 @@ def _flush(run: list[str], out: list[str], max_len: int) -> None:
     out.extend(run)
     # Adjacent pairs keep full names ("keir starmer", "joint base") without
     # making every long run of titles a unique, never-matching key.
-    out.extend(" ".join(run[i : i + 2]) for i in range(len(run) - 1))
+    if len(run) > 1:
+        out.extend([run[i] + " " + run[i + 1] for i in range(len(run) - 1)])
     run.clear()
 
 
 def story_features(title: str, text: str, *, lead_words: int = 80, max_words: int = 5000,
-                   zone_weights: dict | None = None) -> dict[str, float]:
+                   zone_weights: dict | None = None, straightened: bool = False) -> dict[str, float]:
     """Zone-weighted, sublinear term frequencies of one article (before IDF).
 
     Keys are namespaced: "w:" content word stems, "e:" capitalised phrases,
-    "n:" numbers.
+    "n:" numbers. `straightened=True` says `text` already went through
+    `textnorm.straighten`.
     """
     zw = zone_weights or {"title": 3.0, "lead": 2.0, "body": 1.0}
     out: dict[str, float] = defaultdict(float)
-    for zone, chunk in _zones(title, text, lead_words, max_words):
+    cache = _term_cache
+    log = math.log
+    for zone, chunk in _zones(title, text, lead_words, max_words, straightened):
         if not chunk:
             continue
-        counts: Counter = Counter()
+        keys = []
         for tok in _TOKEN.findall(chunk.casefold()):
-            if not tok.isalpha() and _HAS_DIGIT.search(tok):
-                # Bare one-digit numbers say little; years, percentages and amounts do.
-                if len(tok) >= 2:
-                    counts["n:" + tok] += 1
-            elif tok not in STOPWORDS and len(tok) > 2:
-                counts["w:" + stem(tok)] += 1
-        for ent in _entities(chunk):
-            counts["e:" + ent] += 1
-            if zone != "body":
-                # Who/where the headline and lead name: the event's own actors and
-                # places, as opposed to ones mentioned for context further down.
-                counts["L:" + ent] += 1
+            key = cache.get(tok, 0)
+            if key == 0:
+                key = _term_key(tok)
+            if key is not None:
+                keys.append(key)
+        ents = _entities(chunk)
+        keys.extend(["e:" + e for e in ents])
+        if zone != "body":
+            # Who/where the headline and lead name: the event's own actors and
+            # places, as opposed to ones mentioned for context further down.
+            keys.extend(["L:" + e for e in ents])
         # Sublinear within a zone, weighted across zones: a word in the headline
         # counts `title` times one mention in the body, however often the body repeats it.
         weight = zw[zone]
-        for k, c in counts.items():
-            out[k] += weight * (1.0 + math.log(c))
+        for k, c in Counter(keys).items():
+            out[k] += weight * (1.0 + log(c)) if c > 1 else weight
     return dict(out)
 
 
-class IdfModel:
-    """Document frequencies learned incrementally from the articles seen."""
+class Vocabulary:
+    """Feature strings <-> dense int ids, with document frequencies as a numpy array.
 
-    def __init__(self, prior_docs: float = 100.0):
-        self.df: Counter = Counter()
-        self.n = 0
-        # Pseudo-documents in which no feature occurs: until the corpus is large,
-        # a feature shared by a few articles is presumed rare in the world rather
-        # than "common" (in a 3-article corpus every shared word would otherwise
-        # look like a stopword). The prior fades as the corpus grows.
-        self.prior_docs = prior_docs
-
-    def add(self, feats: dict) -> None:
-        self.n += 1
-        self.df.update(feats.keys())
-
-    def idf(self, key: str) -> float:
-        # Probabilistic-style IDF, floored at 0: a feature in more than half the
-        # corpus carries no evidence of "same event" at all.
-        df = self.df.get(key, 0)
-        return max(0.0, math.log((self.n + self.prior_docs + 1) / (df + 0.5)))
-
-
-def weighted(tf: dict, idf: IdfModel, ns_weights: dict) -> dict[str, dict[str, float]]:
-    """Unit-length tf·idf·namespace-weight vectors, one per group.
-
-    Group "L" holds the headline/lead names, group "M" everything else; they are
-    compared separately so that many shared body words cannot drown a mismatch
-    of who/where the article is about.
+    Interning turns every per-article feature dict into two small arrays (ids,
+    values), so weighting, centroids and cosines are numpy operations instead of
+    dict walks, and a stored article costs a few bytes per feature instead of a
+    dict entry plus its own key string.
     """
-    groups: dict[str, dict[str, float]] = {"M": {}, "L": {}}
-    # idf() inlined: this loop runs for every feature of every compared article.
-    lognum = math.log(idf.n + idf.prior_docs + 1)
-    df = idf.df
-    log = math.log
-    main, lead = groups["M"], groups["L"]
-    for k, v in tf.items():
-        if k[0] == "L":
-            w = v * (lognum - log(df.get("e" + k[1:], 0) + 0.5)) * ns_weights.get("e:", 1.0)
-            if w > 0:
-                lead[k] = w
+
+    def __init__(self, ns_weights: dict, prior_docs: float):
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+        self.prior_docs = prior_docs
+        self.n = 0                                        # documents counted in the IDF
+        self.ns_weights = ns_weights
+        cap = 1024
+        self.df = np.zeros(cap, dtype=np.float64)         # document frequency per id
+        self.df_of = np.zeros(cap, dtype=np.int64)        # id whose df weights this id ("L:x" -> "e:x")
+        self.nsw = np.zeros(cap, dtype=np.float64)        # namespace weight per id
+        self.lead = np.zeros(cap, dtype=bool)             # headline/lead-name group ("L:")
+
+    def _grow(self, need: int) -> None:
+        cap = len(self.df)
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        for name in ("df", "df_of", "nsw", "lead"):
+            old = getattr(self, name)
+            arr = np.zeros(cap, dtype=old.dtype)
+            arr[: len(old)] = old
+            setattr(self, name, arr)
+
+    def _new_id(self, key: str) -> int:
+        i = len(self.names)
+        self._grow(i + 1)
+        self.ids[key] = i
+        self.names.append(key)
+        if key[0] == "L":
+            self.lead[i] = True
+            self.nsw[i] = self.ns_weights.get("e:", 1.0)
+            self.df_of[i] = self.id_of("e" + key[1:])
         else:
-            w = v * (lognum - log(df.get(k, 0) + 0.5)) * ns_weights.get(k[:2], 1.0)
-            if w > 0:
-                main[k] = w
-    for g, vec in groups.items():
-        norm = math.sqrt(sum(w * w for w in vec.values()))
-        groups[g] = {k: w / norm for k, w in vec.items()} if norm else {}
-    return groups
+            self.nsw[i] = self.ns_weights.get(key[:2], 1.0)
+            self.df_of[i] = i
+        return i
+
+    def id_of(self, key: str) -> int:
+        i = self.ids.get(key)
+        return self._new_id(key) if i is None else i
+
+    def encode(self, tf: dict) -> "Encoded":
+        get = self.ids.get
+        lst = [get(k) for k in tf]
+        if None in lst:
+            lst = [self.id_of(k) if i is None else i for i, k in zip(lst, tf)]
+        ids = np.array(lst, dtype=np.int64)
+        vals = np.fromiter(tf.values(), dtype=np.float64, count=len(tf))
+        return Encoded(ids.astype(np.int32), vals.astype(np.float32))
+
+    def learn(self, enc: "Encoded") -> None:
+        self.n += 1
+        self.df[enc.ids] += 1.0
+
+    def weighted(self, enc: "Encoded") -> "Vector":
+        """Unit-length tf·idf·namespace-weight vectors of the main and headline/lead-name groups.
+
+        Probabilistic-style IDF floored at 0 (a feature in more than half the corpus
+        carries no evidence of "same event"); pseudo-documents `prior_docs` keep the
+        shared terms of a tiny corpus rare. The "L" group (headline/lead names) is
+        kept apart so that many shared body words cannot drown a mismatch of who/where.
+        """
+        ids = enc.ids
+        lognum = math.log(self.n + self.prior_docs + 1)
+        w = enc.vals * (lognum - np.log(self.df[self.df_of[ids]] + 0.5)) * self.nsw[ids]
+        keep = w > 0
+        lead = self.lead[ids]
+        return Vector(*_unit(ids[keep & ~lead], w[keep & ~lead]), *_unit(ids[keep & lead], w[keep & lead]))
+
+
+def _unit(ids: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    norm = math.sqrt(float(np.dot(w, w)))
+    if not norm:
+        return _EMPTY_I, _EMPTY_F
+    order = np.argsort(ids)
+    return ids[order].astype(np.int32), (w[order] / norm).astype(np.float32)
+
+
+_EMPTY_I = np.empty(0, dtype=np.int32)
+_EMPTY_F = np.empty(0, dtype=np.float32)
+
+
+class Encoded:
+    """An article's story features as interned ids and term frequencies (before IDF)."""
+
+    __slots__ = ("ids", "vals")
+
+    def __init__(self, ids: np.ndarray, vals: np.ndarray):
+        self.ids, self.vals = ids, vals
+
+
+class Vector:
+    """Sparse unit vectors (sorted ids, weights) of the main ("M") and lead-names ("L") groups."""
+
+    __slots__ = ("m_ids", "m_w", "l_ids", "l_w")
+
+    def __init__(self, m_ids, m_w, l_ids, l_w):
+        self.m_ids, self.m_w, self.l_ids, self.l_w = m_ids, m_w, l_ids, l_w
+
+
+def _sparse_sum(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.concatenate([p[0] for p in parts]) if parts else _EMPTY_I
+    if not len(ids):
+        return _EMPTY_I, np.empty(0, dtype=np.float64)
+    w = np.concatenate([p[1] for p in parts]).astype(np.float64)
+    uniq, inv = np.unique(ids, return_inverse=True)
+    return uniq.astype(np.int32), np.bincount(inv, weights=w, minlength=len(uniq))
+
+
+def _sparse_dot(a_ids, a_w, b_ids, b_w) -> float:
+    if not len(a_ids) or not len(b_ids):
+        return 0.0
+    common, ia, ib = np.intersect1d(a_ids, b_ids, assume_unique=True, return_indices=True)
+    return float(np.dot(a_w[ia].astype(np.float64), b_w[ib].astype(np.float64))) if len(common) else 0.0
 
 
 def cosine(a: dict, b: dict) -> float:
+    """Dot product of two sparse dict vectors (unit vectors: their cosine)."""
     if len(a) > len(b):
         a, b = b, a
     return sum(w * b.get(k, 0.0) for k, w in a.items())
 
 
-def top_shared(a: dict, b: dict, n: int = 8) -> list[tuple[str, float]]:
-    """The features contributing most to cos(a, b), for explanations."""
-    parts = [(k, a[k] * b[k]) for k in a.keys() & b.keys()]
-    return sorted(parts, key=lambda kv: -kv[1])[:n]
+class _Story:
+    __slots__ = ("members", "times", "first", "last", "acc_m", "acc_l", "centroid_n", "centroid", "keys")
+
+    def __init__(self, timestamp: float):
+        self.members: list[tuple[str, Encoded]] = []
+        self.times: list[float] = []          # member times, sorted
+        self.first = self.last = timestamp
+        self.acc_m = self.acc_l = None         # (ids, summed weights) or None = rebuild
+        self.centroid_n = 0
+        self.centroid = None                   # (m_ids, m_w, l_ids, l_w) unit vectors
+        self.keys = _EMPTY_I                   # posting keys this story is listed under (sorted ids)
 
 
 class StoryIndex:
     """Recent stories, their centroids and an inverted index to find candidates.
 
     Pure in-memory state; `add`/`assign` take features computed by
-    `story_features`. A story is identified by the id of its first article.
+    `story_features` (or their `encode`d form). A story is identified by the id
+    of its first article.
     """
 
     def __init__(self, *, threshold: float = 0.2, ns_weights: dict | None = None,
@@ -258,124 +387,177 @@ class StoryIndex:
         self.time_scale = time_scale_days * 86400.0
         self.max_members = max_members
         self.refresh_ratio = refresh_ratio
-        self.idf = IdfModel(idf_prior_docs)
-        self._stories: dict[str, dict] = {}
-        self._postings: dict[str, set] = defaultdict(set)
+        self.vocab = Vocabulary(self.ns_weights, idf_prior_docs)
+        self._stories: dict[str, _Story] = {}
+        self._postings: dict[int, str | set] = {}   # feature id -> story id, or set of story ids
         self._expiry: list[tuple[float, str]] = []   # (story last time when pushed, story id)
+        self._scratch = np.zeros(1024, dtype=np.float32)   # dense copy of the article vector during assign
 
     def __len__(self) -> int:
         return len(self._stories)
 
-    def story(self, sid: str) -> dict | None:
+    def story(self, sid: str) -> _Story | None:
         return self._stories.get(sid)
 
-    def _vector(self, tf: dict) -> dict:
-        return weighted(tf, self.idf, self.ns_weights)
+    def encode(self, tf) -> Encoded:
+        return tf if isinstance(tf, Encoded) else self.vocab.encode(tf)
 
-    def _centroid(self, st: dict) -> dict:
+    def _vector(self, enc: Encoded) -> Vector:
+        return self.vocab.weighted(enc)
+
+    def _centroid(self, st: _Story):
         # IDF drifts as the corpus grows; rebuild a story's centroid from its
         # members only when the corpus has grown by `refresh_ratio` since, so the
         # cost is amortised. Between rebuilds new members are added to the sum.
-        if st["acc"] is None or self.idf.n > st["centroid_n"] * self.refresh_ratio:
-            st["acc"] = {"M": defaultdict(float), "L": defaultdict(float)}
-            for _, tf, _ in st["members"]:
-                self._accumulate(st, self._vector(tf))
-            st["centroid_n"] = self.idf.n
-            st["centroid"] = None
-        if st["centroid"] is None:
-            cent = {}
-            for g, acc in st["acc"].items():
-                norm = math.sqrt(sum(w * w for w in acc.values())) or 1.0
-                cent[g] = {k: w / norm for k, w in acc.items()}
-            st["centroid"] = cent
-        return st["centroid"]
+        if st.acc_m is None or self.vocab.n > st.centroid_n * self.refresh_ratio:
+            vecs = [self._vector(enc) for _, enc in st.members]
+            st.acc_m = _sparse_sum([(v.m_ids, v.m_w) for v in vecs])
+            st.acc_l = _sparse_sum([(v.l_ids, v.l_w) for v in vecs])
+            st.centroid_n = self.vocab.n
+            st.centroid = None
+        if st.centroid is None:
+            (mi, mw), (li, lw) = st.acc_m, st.acc_l
+            mn = math.sqrt(float(np.dot(mw, mw))) or 1.0
+            ln = math.sqrt(float(np.dot(lw, lw))) or 1.0
+            st.centroid = (mi, (mw / mn).astype(np.float32), li, (lw / ln).astype(np.float32))
+        return st.centroid
 
-    @staticmethod
-    def _accumulate(st: dict, vec: dict) -> None:
-        for g, v in vec.items():
-            acc = st["acc"][g]
-            for k, w in v.items():
-                acc[k] += w
+    def _index_keys(self, vec: Vector) -> np.ndarray:
+        w = vec.m_w
+        if len(w) <= self.index_terms:
+            return vec.m_ids
+        top = np.argpartition(-w, self.index_terms - 1)[: self.index_terms]
+        return vec.m_ids[top]
 
-    def _index_keys(self, vec: dict) -> list[str]:
-        m = vec["M"]
-        return [k for k, _ in heapq.nlargest(self.index_terms, m.items(), key=lambda kv: kv[1])]
-
-    def similarity(self, vec: dict, cent: dict) -> tuple[float, float, float]:
-        """(combined, main cosine, headline/lead-name cosine) of an article vector and a story centroid."""
-        cm = cosine(vec["M"], cent["M"])
-        cl = cosine(vec["L"], cent["L"])
-        return (1.0 - self.lead_entity_share) * cm + self.lead_entity_share * cl, cm, cl
-
-    def candidates(self, vec: dict) -> list[str]:
+    def candidates(self, vec: Vector) -> list[str]:
         """Stories sharing the most of the article's top features (bounded by the window)."""
-        counts: Counter = Counter()
-        for k in self._index_keys(vec):
-            for sid in self._postings.get(k, ()):
-                counts[sid] += vec["M"][k]
-        return [sid for sid, _ in counts.most_common(self.max_candidates)]
-
-    def assign(self, tf: dict, timestamp: float | None) -> dict:
-        """Best story for an article: {"story_id", "score", "cosine", "time_factor", "shared"} or story_id None."""
-        vec = self._vector(tf)
-        best = None
-        for sid in self.candidates(vec):
-            st = self._stories[sid]
-            cent = self._centroid(st)
-            cos, cm, cl = self.similarity(vec, cent)
-            if timestamp is None:
-                tfac = 1.0
+        counts: dict[str, float] = defaultdict(float)
+        pos = {int(k): float(w) for k, w in zip(vec.m_ids, vec.m_w)}
+        for k in self._index_keys(vec).tolist():
+            post = self._postings.get(k)
+            if post is None:
+                continue
+            w = pos[k]
+            if isinstance(post, str):
+                counts[post] += w
             else:
-                dt = min(abs(timestamp - t) for _, _, t in st["members"])
-                # Gentle decay: a developing story may run for days, but the same
-                # words two weeks apart are more likely a new event.
-                tfac = 1.0 / (1.0 + (dt / self.time_scale) ** 2)
+                for sid in post:
+                    counts[sid] += w
+        if len(counts) <= self.max_candidates:
+            return sorted(counts, key=counts.__getitem__, reverse=True)
+        return heapq.nlargest(self.max_candidates, counts, key=counts.__getitem__)
+
+    def _time_factor(self, st: _Story, timestamp: float | None) -> float:
+        if timestamp is None:
+            return 1.0
+        times = st.times
+        i = bisect.bisect_left(times, timestamp)
+        dt = min(abs(timestamp - times[j]) for j in (i - 1, i) if 0 <= j < len(times))
+        # Gentle decay: a developing story may run for days, but the same
+        # words two weeks apart are more likely a new event.
+        return 1.0 / (1.0 + (dt / self.time_scale) ** 2)
+
+    def assign(self, tf, timestamp: float | None) -> dict:
+        """Best story for an article: {"story_id", "score", "cosine", "time_factor", "shared"} or story_id None."""
+        enc = self.encode(tf)
+        vec = self._vector(enc)
+        cands = self.candidates(vec)
+        if not cands:
+            return {"story_id": None, "score": None, "nearest": None}
+        cents = [self._centroid(self._stories[sid]) for sid in cands]
+        # Cosines with all candidate centroids at once: scatter the article into a
+        # dense scratch vector, gather at each centroid's ids, sum per centroid.
+        need = len(self.vocab.names)
+        if len(self._scratch) < need:
+            self._scratch = np.zeros(max(need, 2 * len(self._scratch)), dtype=np.float32)
+        scratch = self._scratch
+        scratch[vec.m_ids] = vec.m_w
+        sizes = np.fromiter((len(c[0]) for c in cents), dtype=np.int64, count=len(cents))
+        ids = np.concatenate([c[0] for c in cents])
+        ws = np.concatenate([c[1] for c in cents])
+        prod = scratch[ids] * ws
+        scratch[vec.m_ids] = 0.0
+        cms = np.zeros(len(cents), dtype=np.float64)
+        nonempty = sizes > 0
+        if len(prod):
+            starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+            cms[nonempty] = np.add.reduceat(prod, starts[nonempty], dtype=np.float64)
+        share = self.lead_entity_share
+        best = None
+        for j, sid in enumerate(cands):
+            cm = float(cms[j])
+            cl = _sparse_dot(vec.l_ids, vec.l_w, cents[j][2], cents[j][3]) if share else 0.0
+            cos = (1.0 - share) * cm + share * cl
+            tfac = self._time_factor(self._stories[sid], timestamp)
             score = cos * tfac
             if best is None or score > best["score"]:
                 best = {"story_id": sid, "score": score, "cosine": cos, "terms_cosine": cm, "lead_names_cosine": cl,
-                        "time_factor": tfac, "_cent": cent}
-        if best is None or best["score"] < self.threshold:
-            out = {"story_id": None, "score": best["score"] if best else None,
-                   "nearest": best["story_id"] if best else None}
-            if best:
-                out["shared"] = top_shared(vec["M"], best["_cent"]["M"])
-            return out
-        best["shared"] = top_shared(vec["M"], best.pop("_cent")["M"])
+                        "time_factor": tfac, "_cent": cents[j]}
+        if best["score"] < self.threshold:
+            return {"story_id": None, "score": best["score"], "nearest": best["story_id"],
+                    "shared": self._top_shared(vec, best["_cent"])}
+        best["shared"] = self._top_shared(vec, best.pop("_cent"))
         return best
 
-    def learn(self, tf: dict) -> None:
-        """Count an article in the IDF (originals only: copies would skew it)."""
-        self.idf.add(tf)
+    def _top_shared(self, vec: Vector, cent, n: int = 8) -> list[tuple[str, float]]:
+        """The features contributing most to the main cosine, for explanations."""
+        common, ia, ib = np.intersect1d(vec.m_ids, cent[0], assume_unique=True, return_indices=True)
+        if not len(common):
+            return []
+        parts = vec.m_w[ia].astype(np.float64) * cent[1][ib].astype(np.float64)
+        order = np.argsort(-parts, kind="stable")[:n]
+        names = self.vocab.names
+        return [(names[int(common[i])], float(parts[i])) for i in order]
 
-    def add(self, item_id: str, tf: dict, timestamp: float, story_id: str | None) -> str:
+    def learn(self, tf) -> None:
+        """Count an article in the IDF (originals only: copies would skew it)."""
+        self.vocab.learn(self.encode(tf))
+
+    def add(self, item_id: str, tf, timestamp: float, story_id: str | None) -> str:
         """Put an article into `story_id` (or a new story named after it); returns the story id."""
         sid = story_id or item_id
         st = self._stories.get(sid)
         if st is None:
-            st = {"members": [], "first": timestamp, "last": timestamp, "centroid": None, "centroid_n": 0,
-                  "acc": None}
+            st = _Story(timestamp)
             self._stories[sid] = st
-        if len(st["members"]) < self.max_members:
+        if len(st.members) < self.max_members:
             # Bounded: a story's early members define it; hundreds more would only
             # cost time (the centroid is stable by then).
-            st["members"].append((item_id, tf, timestamp))
-            vec = self._vector(tf)
-            if st["acc"] is not None:
-                self._accumulate(st, vec)
-            st["centroid"] = None
-            for k in self._index_keys(vec):
-                self._postings[k].add(sid)
-        st["first"] = min(st["first"], timestamp)
-        if timestamp > st["last"]:
-            st["last"] = timestamp
-        heapq.heappush(self._expiry, (st["last"], sid))
+            enc = self.encode(tf)
+            st.members.append((item_id, enc))
+            bisect.insort(st.times, timestamp)
+            vec = self._vector(enc)
+            if st.acc_m is not None:
+                st.acc_m = _sparse_sum([st.acc_m, (vec.m_ids, vec.m_w)])
+                st.acc_l = _sparse_sum([st.acc_l, (vec.l_ids, vec.l_w)])
+            st.centroid = None
+            keys = self._index_keys(vec)
+            fresh = np.setdiff1d(keys, st.keys, assume_unique=True)
+            if len(fresh):
+                st.keys = np.union1d(st.keys, fresh).astype(np.int32)
+            postings = self._postings
+            for k in fresh.tolist():
+                # A posting is a bare story id until a second story shares the key
+                # (most keys are never shared: a set each would dominate memory).
+                post = postings.get(k)
+                if post is None:
+                    postings[k] = sid
+                elif isinstance(post, str):
+                    if post != sid:
+                        postings[k] = {post, sid}
+                else:
+                    post.add(sid)
+        st.first = min(st.first, timestamp)
+        if timestamp > st.last:
+            st.last = timestamp
+        heapq.heappush(self._expiry, (st.last, sid))
         return sid
 
     def touch(self, sid: str, timestamp: float) -> None:
         """Keep a story alive (a copy of one of its articles arrived) without changing what it is about."""
         st = self._stories.get(sid)
-        if st is not None and timestamp > st["last"]:
-            st["last"] = timestamp
+        if st is not None and timestamp > st.last:
+            st.last = timestamp
             heapq.heappush(self._expiry, (timestamp, sid))
 
     def evict_before(self, ts: float) -> int:
@@ -384,15 +566,22 @@ class StoryIndex:
         while self._expiry and self._expiry[0][0] < ts:
             last, sid = heapq.heappop(self._expiry)
             st = self._stories.get(sid)
-            if st is None or st["last"] >= ts:
+            if st is None or st.last >= ts:
                 continue   # stale heap entry; the story was updated later
             del self._stories[sid]
             n += 1
-            for _, tf, _ in st["members"]:
-                for k in tf:
-                    post = self._postings.get(k)
-                    if post is not None:
-                        post.discard(sid)
-                        if not post:
-                            del self._postings[k]
+            postings = self._postings
+            for k in st.keys.tolist():
+                post = postings.get(k)
+                if post is None:
+                    continue
+                if isinstance(post, str):
+                    if post == sid:
+                        del postings[k]
+                else:
+                    post.discard(sid)
+                    if len(post) == 1:
+                        postings[k] = next(iter(post))
+                    elif not post:
+                        del postings[k]
         return n

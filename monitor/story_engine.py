@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 
 from .dedup import NearDupIndex, dedup_features
 from .stories import StoryIndex, story_features
+from .textnorm import straighten
 
 
 @dataclass
@@ -109,15 +110,17 @@ def compute_features(title: str, text: str, settings: ClusterSettings) -> Featur
     s = settings
     text = text or ""
     capped = text[: s.max_text_chars]
-    dfeat = dedup_features(capped, shingle_size=s.shingle_size, head_words=s.head_words)
+    # NFKC + straight quotes once, shared by both feature sets.
+    straight = straighten(capped)
+    dfeat = dedup_features(straight, shingle_size=s.shingle_size, head_words=s.head_words, straightened=True)
     # The exact hash is over the whole text: two 5 MB texts that differ after
     # the cap are not the same text.
     if len(text) > s.max_text_chars:
         from .textnorm import content_hash
         dfeat["hash"] = content_hash(text)
     zone_weights = {"title": s.title_weight, "lead": s.lead_weight, "body": s.body_weight}
-    tf = story_features(title or "", capped, lead_words=s.lead_words, max_words=s.max_story_words,
-                        zone_weights=zone_weights)
+    tf = story_features(title or "", straight, lead_words=s.lead_words, max_words=s.max_story_words,
+                        zone_weights=zone_weights, straightened=True)
     return dfeat, tf
 
 
@@ -196,6 +199,7 @@ class StoryEngine:
                 explanation={"copy": {k: v for k, v in match.items()}, "story": "same story as its original"},
             )
         else:
+            tf = self._stories.encode(tf)
             self._stories.learn(tf)
             res = self._stories.assign(tf, ts)
             sid = self._stories.add(item.id, tf, tkey, res["story_id"])
@@ -238,6 +242,7 @@ class StoryEngine:
         old_root = match["root"]
         members = self._dedup.reroot(old_root, item.id)
         self._dedup.add(item.id, dfeat, None, tkey)
+        tf = self._stories.encode(tf)
         self._stories.learn(tf)
         self._stories.add(item.id, tf, tkey, story_id)
         for member in members:
@@ -272,6 +277,7 @@ class StoryEngine:
         if decision.story_method == "copy-of-member":
             self._stories.touch(decision.story_id, tkey)
         else:
+            tf = self._stories.encode(tf)
             self._stories.learn(tf)
             self._stories.add(item.id, tf, tkey, decision.story_id)
         self._remember(decision, ts)

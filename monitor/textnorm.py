@@ -50,6 +50,16 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()
 
 
+def hash_of_straight(straight: str) -> str:
+    """`content_hash` of a text already passed through `straighten` (saves a second NFKC pass)."""
+    return hashlib.sha256(_WS.sub(" ", straight).strip().casefold().encode("utf-8")).hexdigest()
+
+
+def words_of_straight(straight: str) -> list[str]:
+    """`words` of a text already passed through `straighten`."""
+    return _WORD.findall(straight.casefold())
+
+
 def words(text: str, max_words: int | None = None) -> list[str]:
     """Case-folded word tokens of `text` (punctuation dropped), at most `max_words`."""
     norm = normalize(text)
@@ -63,20 +73,48 @@ def words(text: str, max_words: int | None = None) -> list[str]:
     return out
 
 
+_TOKEN_HASHES: dict[str, int] = {}
+# Odd 64-bit multipliers, one per position in a k-gram (fixed: hashes must be
+# the same in every process and after a restart).
+_POS_MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                      0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9],
+                     dtype=np.uint64)
+
+
+def _token_hashes(tokens: list[str]) -> np.ndarray:
+    cache = _TOKEN_HASHES
+    out = [cache.get(t) for t in tokens]
+    if None in out:
+        if len(cache) > 500_000:
+            cache.clear()
+        for i, h in enumerate(out):
+            if h is None:
+                t = tokens[i]
+                out[i] = cache[t] = zlib.crc32(t.encode("utf-8"))
+    return np.array(out, dtype=np.uint64)
+
+
 def shingle_sequence(tokens: list[str], k: int) -> np.ndarray:
     """32-bit hashes of the word k-grams of `tokens`, in text order (k-gram i starts at token i).
 
-    crc32 is stable across processes (Python's hash() is salted), which matters
-    because signatures are rebuilt on restart and must match stored ones.
+    Each word is hashed once with crc32 (stable across processes, unlike the
+    salted hash()); a k-gram's hash mixes its words' hashes by position. This
+    matters because signatures are rebuilt on restart and must match stored ones.
     A text shorter than k words yields one shingle of all its words.
     """
     if not tokens:
         return np.empty(0, dtype=np.uint32)
     if len(tokens) < k:
-        grams = [" ".join(tokens)]
-    else:
-        grams = [" ".join(tokens[i : i + k]) for i in range(len(tokens) - k + 1)]
-    return np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint32, count=len(grams))
+        return np.array([zlib.crc32(" ".join(tokens).encode("utf-8"))], dtype=np.uint32)
+    th = _token_hashes(tokens)
+    n = len(tokens) - k + 1
+    h = np.zeros(n, dtype=np.uint64)
+    for j in range(k):
+        h += th[j : j + n] * _POS_MULT[j % len(_POS_MULT)] + np.uint64(j)
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(32)
+    return h.astype(np.uint32)
 
 
 def shingle_hashes(tokens: list[str], k: int) -> np.ndarray:

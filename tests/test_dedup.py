@@ -107,3 +107,44 @@ def test_evicted_originals_are_forgotten():
     eng.add(_item("orig", "t", ORIGINAL))
     eng.evict_before(T0 + timedelta(days=1))
     assert eng.add(_item("late", "t", ORIGINAL, hours=30)).duplicate_of is None
+
+
+def test_band_index_finds_entries_before_and_after_merge_and_forgets_removed():
+    import numpy as np
+    from monitor.dedup import BandIndex
+
+    idx = BandIndex(min_merge=4)
+    idx.insert(0, np.array([1, 2], dtype=np.uint64))
+    assert idx.query(np.array([2, 9], dtype=np.uint64)) == {0}     # still in the recent dict
+    idx.insert(1, np.array([2, 3], dtype=np.uint64))               # 4 entries: merged into the arrays
+    idx.insert(2, np.array([3], dtype=np.uint64))
+    assert idx.query(np.array([2], dtype=np.uint64)) == {0, 1}
+    assert idx.query(np.array([3], dtype=np.uint64)) == {1, 2}
+    idx.remove(1)
+    assert idx.query(np.array([2, 3], dtype=np.uint64)) == {0, 2}
+    idx.insert(3, np.array([7, 8, 9], dtype=np.uint64))            # next merge drops the removed slot
+    assert idx.query(np.array([1, 2, 3, 7], dtype=np.uint64)) == {0, 2, 3}
+    assert len(idx) == 3
+
+
+def test_copies_are_found_across_many_index_merges_and_evictions():
+    from monitor.dedup import BandIndex
+
+    paras = ORIGINAL.strip().split("\n")
+    index = NearDupIndex()
+    index._lsh = BandIndex(min_merge=50)    # merge every few articles
+    rnd = random.Random(3)
+    words = ORIGINAL.split()
+    for i in range(40):                     # unrelated fillers: the original's words shuffled
+        rnd.shuffle(words)
+        index.add(f"f{i}", dedup_features(" ".join(words)), None, float(i))
+    index.add("orig", dedup_features(ORIGINAL), None, 100.0)
+    for i in range(40, 60):
+        rnd.shuffle(words)
+        index.add(f"f{i}", dedup_features(" ".join(words)), None, 100.0 + i)
+    index.evict_before(50.0)
+    match = index.find(dedup_features("\n".join(paras[:-2])))
+    assert match is not None and match["root"] == "orig"
+    index.evict_before(101.0)
+    assert index.find(dedup_features("\n".join(paras[:-2]))) is None
+    assert len(index) == 20   # the 20 later fillers

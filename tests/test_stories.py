@@ -133,3 +133,29 @@ def test_eval_targets_on_both_fixture_sets():
         for key, target in TARGETS.items():
             assert res[name][key] >= target, (name, key, res[name])
     assert res["seed"]["stories"] == 1
+
+
+def test_story_index_postings_follow_eviction():
+    from monitor.stories import StoryIndex
+
+    idx = StoryIndex(threshold=0.1)
+    a = story_features("Drones over Poland", "Polish officials said drones crossed the border near Lublin.")
+    b = story_features("Drones over Romania", "Romanian officials said drones crossed the border near Tulcea.")
+    for iid, tf, t in (("a", a, 0.0), ("b", b, 10.0)):
+        idx.learn(tf)
+        idx.add(iid, tf, t, None)
+    assert set(idx.candidates(idx._vector(idx.encode(a)))) == {"a", "b"}   # shared words list both
+    idx.evict_before(5.0)
+    assert idx.candidates(idx._vector(idx.encode(a))) == ["b"]
+    idx.evict_before(20.0)
+    assert len(idx) == 0 and not idx._postings
+
+
+def test_story_features_survive_the_token_caches_being_cleared():
+    from monitor import stories
+
+    text = (ROOT / "tests" / "data" / "seed" / "article-1.txt").read_text(encoding="utf-8")
+    first = story_features("NATO and Ukraine aid", text)
+    stories._term_cache.clear()
+    stories._cap_cache.clear()
+    assert story_features("NATO and Ukraine aid", text) == first

@@ -81,10 +81,14 @@ class PublicationOrder:
 
     _LAST = datetime.max.replace(tzinfo=timezone.utc)
 
-    def __init__(self) -> None:
+    def __init__(self, feeds: int = 0) -> None:
         self._pending: dict[int, datetime] = {}
         self._ready: list[tuple[datetime, str, int, object]] = []
         self._seq = 0
+        self._feeds_unparsed = feeds  # their entries' dates are unknown yet: nothing can be released
+
+    def feed_parsed(self) -> None:
+        self._feeds_unparsed -= 1
 
     def started(self, entry: FeedEntry) -> None:
         self._pending[id(entry)] = entry.published or self._LAST
@@ -97,6 +101,8 @@ class PublicationOrder:
         heapq.heappush(self._ready, (published or self._LAST, key, self._seq, payload))
 
     def release(self, *, everything: bool = False):
+        if self._feeds_unparsed > 0 and not everything:
+            return
         horizon = None if everything or not self._pending else min(self._pending.values())
         while self._ready and (horizon is None or self._ready[0][0] < horizon):
             yield heapq.heappop(self._ready)[3]
@@ -198,7 +204,7 @@ class Pipeline:
             pending[fut] = ("feed", fid)
         self.progress("total", len(feeds))
 
-        self._in_flight = PublicationOrder()
+        self._in_flight = PublicationOrder(feeds=len(feeds))
         self._page_queue: list[tuple] = []
         pages_in_flight = 0
         while pending or self._page_queue:
@@ -215,6 +221,7 @@ class Pipeline:
                     (fid,) = info
                     for task in self._on_feed_fetched(runs[fid], fut, summary):
                         pending[task[0]] = task[1]
+                    self._in_flight.feed_parsed()
                     self.progress("feed", 1)
                 elif kind == "page":
                     pages_in_flight -= 1

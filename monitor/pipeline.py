@@ -1,8 +1,9 @@
 """The ingest pipeline: wires the pure stages (fetch, parse, extract, tag, dedup, cluster) to I/O.
 
 One pass (`Pipeline.run`) takes a set of feeds, fetches them concurrently, fetches the linked
-pages of entries we have not seen, extracts them (in worker processes when asked), and stores
-each article in its own transaction on the main thread, the database's only writer here.
+pages of entries we have not seen (oldest first), extracts them (in worker processes when
+asked), and stores each article in its own transaction on the main thread, the database's only
+writer here, in publication order (see PublicationOrder), so results do not depend on timing.
 
 Crash safety: a feed's conditional-GET validators (ETag / Last-Modified) are saved only after
 every entry of that feed has been stored, so a crash mid-feed means the next pass sees the same
@@ -51,7 +52,6 @@ class IngestSummary:
     new_articles: int = 0
     updated_articles: int = 0
     duplicates: int = 0
-    near_duplicates: int = 0
     pages_failed: int = 0
     fallbacks: int = 0
     failed_feeds: list[str] = field(default_factory=list)
@@ -219,8 +219,7 @@ class Pipeline:
                 kind, *info = pending.pop(fut)
                 if kind == "feed":
                     (fid,) = info
-                    for task in self._on_feed_fetched(runs[fid], fut, summary):
-                        pending[task[0]] = task[1]
+                    self._on_feed_fetched(runs[fid], fut, summary)
                     self._in_flight.feed_parsed()
                     self.progress("feed", 1)
                 elif kind == "page":
@@ -247,23 +246,24 @@ class Pipeline:
     def _fetch_feed(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         return self.fetcher.fetch(url, etag=etag, last_modified=last_modified, expect="feed")
 
-    def _on_feed_fetched(self, run: _FeedRun, fut: Future, summary: IngestSummary) -> list[tuple]:
+    def _on_feed_fetched(self, run: _FeedRun, fut: Future, summary: IngestSummary) -> None:
+        """Parse the feed and queue the pages of entries not seen before."""
         try:
             result: FetchResult = fut.result()
         except FetchError as exc:
             self._feed_failed(run, exc, summary)
-            return []
+            return
         if result.not_modified:
             self._record(run.feed_id, "feed", run.url, result, "not_modified")
-            self._feed_done(run.feed_id, result, ok=True, changed=False, etag_ok=True)
+            self._feed_done(run.feed_id, result, changed=False)
             summary.feeds_not_modified += 1
-            return []
+            return
         try:
             parsed = parse_feed(result.content, url=result.final_url, headers=result.headers)
         except FeedParseError as exc:
             self._record(run.feed_id, "feed", run.url, result, "error", "parse", str(exc))
             self._feed_failed(run, exc, summary, result=result)
-            return []
+            return
         self._record(run.feed_id, "feed", run.url, result, "ok", None, parsed.bozo_error)
         run.result, run.parsed = result, parsed
         with self.db.session() as s:
@@ -272,7 +272,6 @@ class Pipeline:
             feed.site_url = parsed.link or feed.site_url
             feed.bozo_error = parsed.bozo_error
             fetch_pages = feed.fetch_pages
-        tasks = []
         seen_links: set[str] = set()
         with self.db.session() as s:
             for entry in parsed.entries:
@@ -292,7 +291,6 @@ class Pipeline:
                 self._queued += 1
                 heapq.heappush(self._page_queue, (entry.published or PublicationOrder._LAST, link, self._queued,
                                                   run.feed_id, entry, link, page_url))
-        return tasks
 
     def _feed_failed(self, run: _FeedRun, exc: Exception, summary: IngestSummary, result: FetchResult | None = None) -> None:
         if result is None:
@@ -315,7 +313,7 @@ class Pipeline:
             )
             feed.claimed_by = feed.claimed_until = None
 
-    def _feed_done(self, feed_id: int, result: FetchResult, *, ok: bool, changed: bool, etag_ok: bool) -> None:
+    def _feed_done(self, feed_id: int, result: FetchResult, *, changed: bool) -> None:
         with self.db.session() as s:
             self._write_attempts(s)
             feed = s.get(Feed, feed_id)
@@ -329,9 +327,8 @@ class Pipeline:
                 feed.last_new_article_at = now
             else:
                 feed.unchanged_streak += 1
-            if etag_ok:
-                feed.etag = result.etag or (feed.etag if result.not_modified else None)
-                feed.last_modified = result.last_modified or (feed.last_modified if result.not_modified else None)
+            feed.etag = result.etag or (feed.etag if result.not_modified else None)
+            feed.last_modified = result.last_modified or (feed.last_modified if result.not_modified else None)
             feed.next_fetch_at = next_fetch_time(
                 now, feed.interval_minutes, failures=0, soft=False, retry_after=None,
                 unchanged_streak=feed.unchanged_streak,
@@ -340,7 +337,7 @@ class Pipeline:
 
     def _finish_feed(self, run: _FeedRun, summary: IngestSummary) -> None:
         summary.feeds_ok += 1
-        self._feed_done(run.feed_id, run.result, ok=True, changed=run.new_articles > 0, etag_ok=True)
+        self._feed_done(run.feed_id, run.result, changed=run.new_articles > 0)
 
     # -- page stage --------------------------------------------------------------------------
 

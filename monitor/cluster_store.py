@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.db import Database
-from monitor.models import Article, Story
-from monitor.store import count_into_story, enqueue_index, refresh_story
+from monitor.models import Article
+from monitor.store import count_into_story, enqueue_index, refresh_story, story_row
 from monitor.story_engine import ClusterDecision, ClusterItem, ClusterSettings, Features, StoryEngine
 
 _ADVISORY_KEY = 727275
@@ -85,10 +85,6 @@ class Clusterer:
         self._loaded = True
         return n
 
-    def load(self) -> int:
-        with self.db.session() as s:
-            return self._catch_up(s)
-
     def assign(self, session: Session, article: Article) -> ClusterDecision:
         """Cluster one freshly inserted (flushed) article inside the caller's transaction."""
         if session.bind.dialect.name == "postgresql":
@@ -111,10 +107,7 @@ def apply_decision(session: Session, article: Article, decision: ClusterDecision
     """Write a decision onto an article row and keep its story's counters right."""
     story_id = int(decision.story_id)
     old_story = article.story_id
-    if session.get(Story, story_id) is None:
-        session.add(Story(id=story_id, headline=article.title, headline_article_id=story_id,
-                          article_count=0, source_count=0))
-        session.flush()
+    story_row(session, story_id, article.title)
     article.duplicate_of = int(decision.duplicate_of) if decision.duplicate_of else None
     article.duplicate_score = decision.duplicate_score
     article.duplicate_method = decision.duplicate_method

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import fcntl
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -98,12 +95,6 @@ def migrate(engine: Engine) -> None:
         raise DatabaseError(f"cannot open database {engine.url.render_as_string()}: {exc.orig}") from exc
 
 
-def schema_is_current(engine: Engine) -> bool:
-    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
-
-
 class Database:
     """An engine plus a session factory; the one handle the rest of the app passes around."""
 
@@ -131,7 +122,3 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def default_sqlite_url(home: str | os.PathLike) -> str:
-    return f"sqlite:///{Path(home) / 'newsmon.sqlite'}"

@@ -100,7 +100,3 @@ def claim_due_feeds(session: Session, worker: str, *, limit: int = 50, now: date
         if res.rowcount == 1:
             claimed.append(fid)
     return claimed
-
-
-def release_claims(session: Session, worker: str) -> None:
-    session.execute(update(Feed).where(Feed.claimed_by == worker).values(claimed_by=None, claimed_until=None))

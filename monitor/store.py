@@ -185,12 +185,22 @@ def _set_topics(session: Session, article: Article, topics: list[str]) -> None:
         article.topics.append(ArticleTopic(topic=name))
 
 
-def count_into_story(session: Session, story_id: int, article: Article) -> Story:
-    """Add one newly assigned article to its story's counters (no aggregate query)."""
+def story_row(session: Session, story_id: int, headline: str) -> Story:
+    """The story's row, created (and flushed, for the articles' foreign key) on first use.
+
+    A story's id is its first article's id, which also makes that article its headline.
+    """
     story = session.get(Story, story_id)
     if story is None:
-        story = Story(id=story_id, headline=article.title, headline_article_id=story_id, article_count=0, source_count=0)
+        story = Story(id=story_id, headline=headline, headline_article_id=story_id, article_count=0, source_count=0)
         session.add(story)
+        session.flush()
+    return story
+
+
+def count_into_story(session: Session, story_id: int, article: Article) -> Story:
+    """Add one newly assigned article to its story's counters (no aggregate query)."""
+    story = story_row(session, story_id, article.title)
     new_source = not session.scalar(
         select(Article.id).where(Article.story_id == story_id, Article.source == article.source, Article.id != article.id).limit(1)
     )
@@ -204,11 +214,8 @@ def count_into_story(session: Session, story_id: int, article: Article) -> Story
 
 
 def refresh_story(session: Session, story_id: int) -> Story:
-    """Create or update a story row's counts and headline from its member articles."""
+    """Recount a story's counters from its member articles (after members moved)."""
     story = session.get(Story, story_id)
-    if story is None:
-        story = Story(id=story_id)
-        session.add(story)
     session.flush()
     count, sources, first, last = session.execute(
         select(
@@ -222,9 +229,4 @@ def refresh_story(session: Session, story_id: int) -> Story:
     story.source_count = sources
     story.first_seen = first or story.first_seen
     story.last_updated = last or utcnow()
-    if story.headline_article_id is None:
-        head = session.get(Article, story_id)
-        if head is not None:
-            story.headline_article_id = head.id
-            story.headline = head.title
     return story

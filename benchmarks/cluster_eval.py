@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from monitor.cluster_offline import cluster_jsonl
-from monitor.story_engine import ClusterSettings
+from monitor.clustering.offline import cluster_jsonl
+from monitor.clustering.engine import ClusterSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

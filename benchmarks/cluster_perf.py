@@ -28,7 +28,7 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from monitor.story_engine import ClusterItem, ClusterSettings, StoryEngine
+from monitor.clustering.engine import ClusterItem, ClusterSettings, StoryEngine
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 

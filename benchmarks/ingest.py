@@ -99,8 +99,8 @@ def baseline(pages: dict[str, bytes]) -> float:
 def ours(base: str, workers: int, n_expected: int) -> tuple[float, int]:
     from monitor.app import App
     from monitor.config import FeedConfig, Settings
-    from monitor.indexer import drain_outbox
-    from monitor.pipeline import Pipeline, sync_feeds
+    from monitor.storage.outbox import drain_outbox
+    from monitor.run.pipeline import Pipeline, sync_feeds
 
     with tempfile.TemporaryDirectory(prefix="newsmon-bench-") as home:
         settings = Settings.from_env({"NEWSMON_HOME": home, "NEWSMON_ALLOW_HOSTS": "127.0.0.1", "NEWSMON_HOST_INTERVAL": "0"})

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 from monitor.config import FeedsConfig, Settings, load_feeds_config
-from monitor.db import Database
+from monitor.storage.db import Database
 from search import open_backend
 from search.backend import SearchBackend
 

@@ -188,7 +188,7 @@ class FeedsConfig:
     topics: list[TopicRule]
     defaults: FeedDefaults = field(default_factory=FeedDefaults)
     source: str = "feeds.yaml"
-    # Overrides of the story engine's settings (monitor.story_engine.ClusterSettings).
+    # Overrides of the story engine's settings (monitor.clustering.engine.ClusterSettings).
     clustering: dict[str, float] = field(default_factory=dict)
 
 

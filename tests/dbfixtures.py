@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from monitor.db import Database, normalise_url
+from monitor.storage.db import Database, normalise_url
 
 PG_URL = os.environ.get("DATABASE_URL", "").strip()
 ON_POSTGRES = PG_URL.startswith(("postgres://", "postgresql"))

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from monitor.cli import cli
-from monitor.db import Database
-from monitor.models import Article, Feed
+from monitor.storage.db import Database
+from monitor.storage.models import Article, Feed
 
 
 def invoke(*args: str):

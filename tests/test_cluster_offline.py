@@ -5,7 +5,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from monitor.cluster_offline import cluster_command, cluster_jsonl
+from monitor.clustering.offline import cluster_command, cluster_jsonl
 
 DATA = Path(__file__).parent / "data"
 SEED = [(DATA / "seed" / f"article-{n}.txt").read_text(encoding="utf-8") for n in (1, 2, 3)]

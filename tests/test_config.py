@@ -209,7 +209,7 @@ def test_empty_and_missing_files(tmp_path):
 
 def test_clustering_overrides_are_read_and_validated():
     from monitor.config import parse_feeds_config
-    from monitor.story_engine import ClusterSettings
+    from monitor.clustering.engine import ClusterSettings
 
     cfg = parse_feeds_config("feeds: [{url: 'https://a.example/rss'}]\nclustering:\n  window_days: 3\n  story_threshold: 0.3\n")
     assert cfg.clustering == {"window_days": 3.0, "story_threshold": 0.3}

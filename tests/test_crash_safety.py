@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from monitor.db import Database
-from monitor.models import Article, ArticleUrl, OutboxEntry
+from monitor.storage.db import Database
+from monitor.storage.models import Article, ArticleUrl, OutboxEntry
 from search import open_backend
 
 EXPECTED = json.loads((Path(__file__).parent / "data" / "site" / "expected.json").read_text())
@@ -33,7 +33,7 @@ CLEAN_ROWS = len({i.get("canonical") or i["id"] for i in EXPECTED["items"]}) - 1
 CHILD = textwrap.dedent(
     """
     import os, sys
-    import monitor.pipeline as pipeline
+    import monitor.run.pipeline as pipeline
     where, after = os.environ["CRASH_WHERE"], int(os.environ["CRASH_AFTER"])
     calls = 0
     real_save = pipeline.save_article

@@ -5,9 +5,9 @@ import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from monitor import textnorm
-from monitor.dedup import NearDupIndex, dedup_features, similarity
-from monitor.story_engine import ClusterItem, StoryEngine
+from monitor.stages import textnorm
+from monitor.clustering.copies import NearDupIndex, dedup_features, similarity
+from monitor.clustering.engine import ClusterItem, StoryEngine
 
 DATA = Path(__file__).parent / "data"
 T0 = datetime(2025, 2, 10, 12, tzinfo=timezone.utc)
@@ -111,7 +111,7 @@ def test_evicted_originals_are_forgotten():
 
 def test_band_index_finds_entries_before_and_after_merge_and_forgets_removed():
     import numpy as np
-    from monitor.dedup import BandIndex
+    from monitor.clustering.copies import BandIndex
 
     idx = BandIndex(min_merge=4)
     idx.insert(0, np.array([1, 2], dtype=np.uint64))
@@ -128,7 +128,7 @@ def test_band_index_finds_entries_before_and_after_merge_and_forgets_removed():
 
 
 def test_copies_are_found_across_many_index_merges_and_evictions():
-    from monitor.dedup import BandIndex
+    from monitor.clustering.copies import BandIndex
 
     paras = ORIGINAL.strip().split("\n")
     index = NearDupIndex()

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
-from monitor.extract import ExtractionError, extract_page
+from monitor.stages.extract import ExtractionError, extract_page
 
 DATA = Path(__file__).parent / "data"
 SITE = DATA / "site"

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from monitor.fetch import FetchError, Fetcher, FetchPolicy, HostLimiter, parse_retry_after
+from monitor.net.fetch import FetchError, Fetcher, FetchPolicy, HostLimiter, parse_retry_after
 from tests.siteserver import ETAG_LAST_MODIFIED, ETAG_VALUE, SITE_DIR
 
 ALLOW = frozenset({"127.0.0.1"})

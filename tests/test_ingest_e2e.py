@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from monitor.cli import cli
-from monitor.db import Database
-from monitor.models import Article, ArticleUrl, Feed, FetchAttempt, OutboxEntry, Story
-from monitor.urls import canonicalize_url
+from monitor.storage.db import Database
+from monitor.storage.models import Article, ArticleUrl, Feed, FetchAttempt, OutboxEntry, Story
+from monitor.stages.urls import canonicalize_url
 from tests.dbfixtures import app_environment, temporary_database
 
 SITE = Path(__file__).parent / "data" / "site"

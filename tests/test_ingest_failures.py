@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from monitor.cli import cli
-from monitor.db import Database
-from monitor.models import Article, Feed, FetchAttempt
+from monitor.storage.db import Database
+from monitor.storage.models import Article, Feed, FetchAttempt
 
 
 def ingest(feeds_file) -> dict:

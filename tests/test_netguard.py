@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from monitor.netguard import (
+from monitor.net.netguard import (
     BlockedAddressError,
     check_host,
     check_url,

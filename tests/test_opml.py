@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from monitor.config import FeedConfig, load_feeds_config
-from monitor.opml import OpmlError, export_opml, import_opml
+from monitor.stages.opml import OpmlError, export_opml, import_opml
 
 SAMPLE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <opml version="1.0">

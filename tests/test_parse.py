@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.parse import MAX_ENTRIES, MAX_TITLE, FeedParseError, ParsedFeed, parse_feed
+from monitor.stages.parse import MAX_ENTRIES, MAX_TITLE, FeedParseError, ParsedFeed, parse_feed
 
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "feeds" / "feedparser"

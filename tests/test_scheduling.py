@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from monitor.models import Feed
-from monitor.scheduling import LEASE, MAX_BACKOFF, MAX_SOFT_BACKOFF, claim_due_feeds, next_fetch_time
+from monitor.storage.models import Feed
+from monitor.run.scheduling import LEASE, MAX_BACKOFF, MAX_SOFT_BACKOFF, claim_due_feeds, next_fetch_time
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
 

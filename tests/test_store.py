@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, select
 
-from monitor.cluster_store import Clusterer
-from monitor.indexer import drain_outbox, reindex
-from monitor.models import Article, ArticleUrl, OutboxEntry, Story
-from monitor.store import ArticleCandidate, save_article
-from monitor.textnorm import content_hash
+from monitor.clustering.store import Clusterer
+from monitor.storage.outbox import drain_outbox, reindex
+from monitor.storage.models import Article, ArticleUrl, OutboxEntry, Story
+from monitor.storage.articles import ArticleCandidate, save_article
+from monitor.stages.textnorm import content_hash
 from search import open_backend
 from search.query import SearchQuery
 

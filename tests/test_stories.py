@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cluster_offline import parse_time, processing_order
-from monitor.stories import story_features
-from monitor.story_engine import ClusterDecision, ClusterItem, ClusterSettings, StoryEngine
+from monitor.clustering.offline import parse_time, processing_order
+from monitor.clustering.stories import story_features
+from monitor.clustering.engine import ClusterDecision, ClusterItem, ClusterSettings, StoryEngine
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -136,7 +136,7 @@ def test_eval_targets_on_both_fixture_sets():
 
 
 def test_story_index_postings_follow_eviction():
-    from monitor.stories import StoryIndex
+    from monitor.clustering.stories import StoryIndex
 
     idx = StoryIndex(threshold=0.1)
     a = story_features("Drones over Poland", "Polish officials said drones crossed the border near Lublin.")
@@ -152,7 +152,7 @@ def test_story_index_postings_follow_eviction():
 
 
 def test_story_features_survive_the_token_caches_being_cleared():
-    from monitor import stories
+    from monitor.clustering import stories
 
     text = (ROOT / "tests" / "data" / "seed" / "article-1.txt").read_text(encoding="utf-8")
     first = story_features("NATO and Ukraine aid", text)

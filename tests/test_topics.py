@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import TermGroup, TopicRule, default_topics, parse_feeds_config
-from monitor.topics import TopicTagger, tag_topics
+from monitor.stages.topics import TopicTagger, tag_topics
 
 SITE = Path(__file__).parent / "data" / "site"
 

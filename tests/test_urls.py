@@ -2,7 +2,7 @@
 
 import pytest
 
-from monitor.urls import InvalidURLError, canonicalize_url, safe_canonical, source_of
+from monitor.stages.urls import InvalidURLError, canonicalize_url, safe_canonical, source_of
 
 
 @pytest.mark.parametrize(

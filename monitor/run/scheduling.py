@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from monitor.models import Feed, utcnow
+from monitor.storage.models import Feed, utcnow
 
 MAX_BACKOFF = timedelta(hours=24)
 MAX_SOFT_BACKOFF = timedelta(hours=6)

@@ -28,9 +28,9 @@ import heapq
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
-from .dedup import NearDupIndex, dedup_features
+from .copies import NearDupIndex, dedup_features
 from .stories import StoryIndex, story_features
-from .textnorm import straighten
+from monitor.stages.textnorm import straighten
 
 
 @dataclass
@@ -116,7 +116,7 @@ def compute_features(title: str, text: str, settings: ClusterSettings) -> Featur
     # The exact hash is over the whole text: two 5 MB texts that differ after
     # the cap are not the same text.
     if len(text) > s.max_text_chars:
-        from .textnorm import content_hash
+        from monitor.stages.textnorm import content_hash
         dfeat["hash"] = content_hash(text)
     zone_weights = {"title": s.title_weight, "lead": s.lead_weight, "body": s.body_weight}
     tf = story_features(title or "", straight, lead_words=s.lead_words, max_words=s.max_story_words,

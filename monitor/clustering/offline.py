@@ -22,7 +22,7 @@ from typing import IO, Callable
 
 import click
 
-from .story_engine import ClusterItem, ClusterSettings, StoryEngine
+from .engine import ClusterItem, ClusterSettings, StoryEngine
 
 
 def parse_time(value) -> datetime | None:

@@ -14,8 +14,8 @@ from typing import Callable, Iterator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.db import Database
-from monitor.models import Article, OutboxEntry
+from monitor.storage.db import Database
+from monitor.storage.models import Article, OutboxEntry
 from search.documents import SearchDocument
 from search.backend import SearchBackend, SearchBackendError
 

@@ -1,6 +1,6 @@
 """Fetch one URL over HTTP(S) politely and safely; the only module that talks to remote sites.
 
-Safety: every connection goes through :mod:`monitor.netguard` at *connect* time (the resolved IP
+Safety: every connection goes through :mod:`monitor.net.netguard` at *connect* time (the resolved IP
 is checked and is what we connect to), redirects are followed by hand and re-checked, bodies are
 capped while streaming (wire and decompressed bytes), and a total deadline bounds every socket
 operation. Politeness: a real User-Agent, conditional GET, Retry-After, and per-host concurrency
@@ -23,7 +23,7 @@ from typing import Any, Literal
 import httpcore
 import httpx
 
-from monitor import netguard
+from monitor.net import netguard
 
 __all__ = ["FetchPolicy", "FetchResult", "FetchError", "FetchErrorKind", "Fetcher", "HostLimiter", "parse_retry_after"]
 

@@ -13,11 +13,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import func, select
 from tqdm import tqdm
 
-from monitor.cluster_store import apply_decision, stored_decision, to_item
-from monitor.db import Database
-from monitor.models import Article, Story
-from monitor.story_engine import ClusterSettings, StoryEngine
-from monitor.store import enqueue_index, refresh_story
+from monitor.clustering.store import apply_decision, stored_decision, to_item
+from monitor.storage.db import Database
+from monitor.storage.models import Article, Story
+from monitor.clustering.engine import ClusterSettings, StoryEngine
+from monitor.storage.articles import enqueue_index, refresh_story
 
 BATCH = 200
 

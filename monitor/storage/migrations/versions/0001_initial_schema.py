@@ -6,7 +6,7 @@ Create Date: 2026-11-28 12:13:10.569813
 """
 from alembic import op
 import sqlalchemy as sa
-import monitor.models
+import monitor.storage.models
 
 
 revision = '0001'
@@ -29,18 +29,18 @@ def upgrade() -> None:
     sa.Column('topics_hint', sa.JSON(), nullable=False),
     sa.Column('etag', sa.String(length=500), nullable=True),
     sa.Column('last_modified', sa.String(length=100), nullable=True),
-    sa.Column('next_fetch_at', monitor.models.UTCDateTime(), nullable=True),
+    sa.Column('next_fetch_at', monitor.storage.models.UTCDateTime(), nullable=True),
     sa.Column('claimed_by', sa.String(length=200), nullable=True),
-    sa.Column('claimed_until', monitor.models.UTCDateTime(), nullable=True),
-    sa.Column('last_fetched_at', monitor.models.UTCDateTime(), nullable=True),
-    sa.Column('last_success_at', monitor.models.UTCDateTime(), nullable=True),
-    sa.Column('last_new_article_at', monitor.models.UTCDateTime(), nullable=True),
+    sa.Column('claimed_until', monitor.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('last_fetched_at', monitor.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('last_success_at', monitor.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('last_new_article_at', monitor.storage.models.UTCDateTime(), nullable=True),
     sa.Column('consecutive_failures', sa.Integer(), nullable=False),
     sa.Column('unchanged_streak', sa.Integer(), nullable=False),
     sa.Column('last_status', sa.String(length=40), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('bozo_error', sa.Text(), nullable=True),
-    sa.Column('created_at', monitor.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', monitor.storage.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('url')
     )
@@ -51,7 +51,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('article_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('op', sa.String(length=10), nullable=False),
-    sa.Column('created_at', monitor.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', monitor.storage.models.UTCDateTime(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id')
@@ -68,8 +68,8 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('headline_article_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('headline', sa.Text(), nullable=False),
-    sa.Column('first_seen', monitor.models.UTCDateTime(), nullable=True),
-    sa.Column('last_updated', monitor.models.UTCDateTime(), nullable=True),
+    sa.Column('first_seen', monitor.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('last_updated', monitor.storage.models.UTCDateTime(), nullable=True),
     sa.Column('article_count', sa.Integer(), nullable=False),
     sa.Column('source_count', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
@@ -88,9 +88,9 @@ def upgrade() -> None:
     sa.Column('html', sa.Text(), nullable=True),
     sa.Column('summary', sa.Text(), nullable=True),
     sa.Column('text_source', sa.String(length=20), nullable=False),
-    sa.Column('published_at', monitor.models.UTCDateTime(), nullable=True),
-    sa.Column('fetched_at', monitor.models.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', monitor.models.UTCDateTime(), nullable=False),
+    sa.Column('published_at', monitor.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('fetched_at', monitor.storage.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', monitor.storage.models.UTCDateTime(), nullable=False),
     sa.Column('language', sa.String(length=20), nullable=True),
     sa.Column('author', sa.String(length=500), nullable=True),
     sa.Column('source', sa.String(length=300), nullable=False),
@@ -122,7 +122,7 @@ def upgrade() -> None:
     sa.Column('feed_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('kind', sa.String(length=10), nullable=False),
     sa.Column('url', sa.String(length=2048), nullable=False),
-    sa.Column('started_at', monitor.models.UTCDateTime(), nullable=False),
+    sa.Column('started_at', monitor.storage.models.UTCDateTime(), nullable=False),
     sa.Column('elapsed_ms', sa.Float(), nullable=True),
     sa.Column('http_status', sa.Integer(), nullable=True),
     sa.Column('outcome', sa.String(length=20), nullable=False),
@@ -150,7 +150,7 @@ def upgrade() -> None:
     sa.Column('article_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('feed_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('relation', sa.String(length=20), nullable=False),
-    sa.Column('first_seen', monitor.models.UTCDateTime(), nullable=False),
+    sa.Column('first_seen', monitor.storage.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['article_id'], ['articles.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['feed_id'], ['feeds.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('url')

@@ -21,9 +21,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import delete, update
 
 from monitor.app import App
-from monitor.ingest import drain_index, ingest_pass
-from monitor.models import Feed, FetchAttempt
-from monitor.pipeline import Pipeline
+from monitor.run.ingest import drain_index, ingest_pass
+from monitor.storage.models import Feed, FetchAttempt
+from monitor.run.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
-"""Alembic environment: runs migrations on the connection handed over by monitor.db."""
+"""Alembic environment: runs migrations on the connection handed over by monitor.storage.db."""
 
 from alembic import context
 
-from monitor.models import Base
+from monitor.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -4,7 +4,7 @@ Only http/https to globally routable unicast addresses is allowed, unless the ho
 explicitly listed in an allow list (config ``NEWSMON_ALLOW_HOSTS``; the caller passes it in).
 Every address a name resolves to is checked; one forbidden answer refuses the host.
 
-This module only *decides*; it never opens a connection. ``monitor.fetch`` calls
+This module only *decides*; it never opens a connection. ``monitor.net.fetch`` calls
 :func:`check_host` at connect time and connects to the vetted IPs it returns, so DNS
 rebinding and redirects cannot slip past the decision.
 """

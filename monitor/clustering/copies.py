@@ -33,7 +33,7 @@ import numpy as np
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
-from . import textnorm
+from monitor.stages import textnorm
 
 _PERMUTATIONS: dict[int, object] = {}
 

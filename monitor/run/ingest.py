@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from monitor.app import App
-from monitor.indexer import DrainResult, drain_outbox
-from monitor.pipeline import IngestSummary, Pipeline, sync_feeds
-from monitor.scheduling import claim_due_feeds
+from monitor.storage.outbox import DrainResult, drain_outbox
+from monitor.run.pipeline import IngestSummary, Pipeline, sync_feeds
+from monitor.run.scheduling import claim_due_feeds
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.models import Article, ArticleTopic, ArticleUrl, OutboxEntry, Story, utcnow
-from monitor.urls import safe_canonical
+from monitor.storage.models import Article, ArticleTopic, ArticleUrl, OutboxEntry, Story, utcnow
+from monitor.stages.urls import safe_canonical
 
 # Below this much text a hash match says little (two empty or one-line bodies).
 MIN_TEXT_FOR_HASH = 200

@@ -24,20 +24,20 @@ from typing import Callable, Iterable
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from monitor.cluster_store import Clusterer
+from monitor.clustering.store import Clusterer
 from monitor.config import FeedConfig, FeedsConfig, Settings
-from monitor.db import Database
-from monitor.extract import MIN_TEXT_CHARS, ExtractedPage, ExtractionError, extract_page
-from monitor.fetch import FetchError, Fetcher, FetchPolicy, FetchResult
-from monitor.models import Feed, FetchAttempt, utcnow
-from monitor.parse import FeedEntry, FeedParseError, ParsedFeed, parse_feed
-from monitor.sanitize import html_to_text, sanitize_html, text_to_html
-from monitor.scheduling import next_fetch_time
-from monitor.store import ArticleCandidate, known_article_id, save_article
-from monitor.story_engine import ClusterSettings, Features, compute_features
-from monitor.textnorm import content_hash
-from monitor.topics import tag_topics
-from monitor.urls import safe_canonical, source_of
+from monitor.storage.db import Database
+from monitor.stages.extract import MIN_TEXT_CHARS, ExtractedPage, ExtractionError, extract_page
+from monitor.net.fetch import FetchError, Fetcher, FetchPolicy, FetchResult
+from monitor.storage.models import Feed, FetchAttempt, utcnow
+from monitor.stages.parse import FeedEntry, FeedParseError, ParsedFeed, parse_feed
+from monitor.stages.sanitize import html_to_text, sanitize_html, text_to_html
+from monitor.run.scheduling import next_fetch_time
+from monitor.storage.articles import ArticleCandidate, known_article_id, save_article
+from monitor.clustering.engine import ClusterSettings, Features, compute_features
+from monitor.stages.textnorm import content_hash
+from monitor.stages.topics import tag_topics
+from monitor.stages.urls import safe_canonical, source_of
 
 log = logging.getLogger(__name__)
 

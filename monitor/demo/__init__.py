@@ -1,6 +1,6 @@
 """`newsmon demo`: the whole flow offline, on the bundled sample news site.
 
-Serves `monitor/demo_site/` (three feeds, article pages with boilerplate and syndicated
+Serves `monitor/demo/site/` (three feeds, article pages with boilerplate and syndicated
 copies) on 127.0.0.1, ingests it into a fresh demo home with the embedded defaults (SQLite +
 FTS5), shows what landed per topic and the biggest story, and keeps the site up so the user
 can try `newsmon search`, `newsmon story` and `newsmon status` against the demo home.
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import click
 from sqlalchemy import func, select
 
-SITE_DIR = Path(__file__).parent / "demo_site"
+SITE_DIR = Path(__file__).parent / "site"
 _TYPES = {".rss": "application/rss+xml", ".atom": "application/atom+xml", ".xml": "application/xml", ".html": "text/html"}
 
 
@@ -75,9 +75,9 @@ def write_demo_feeds(path: Path, base: str) -> None:
 def run_demo(*, port: int = 0, keep_running: bool = True, home: Path | None = None) -> dict:
     from monitor.app import App
     from monitor.config import Settings
-    from monitor.ingest import ingest_pass
-    from monitor.models import Article, ArticleTopic, Story
-    from monitor.pipeline import Pipeline
+    from monitor.run.ingest import ingest_pass
+    from monitor.storage.models import Article, ArticleTopic, Story
+    from monitor.run.pipeline import Pipeline
 
     home = home or Path(tempfile.mkdtemp(prefix="newsmon-demo-"))
     server = serve_sample_site(port)

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from monitor import __version__
 from monitor.app import App
 from monitor.config import ConfigError
-from monitor.db import DatabaseError
+from monitor.storage.db import DatabaseError
 
 EXIT_USAGE = 2
 
@@ -103,8 +103,8 @@ def _progress_bar(enabled: bool):
 @_guard
 def ingest(once: bool, feeds_path: str | None, workers: int | None, as_json: bool, progress: bool | None) -> None:
     """Fetch every feed once, store new articles and update the search index."""
-    from monitor.ingest import ingest_pass
-    from monitor.pipeline import Pipeline
+    from monitor.run.ingest import ingest_pass
+    from monitor.run.pipeline import Pipeline
 
     if feeds_path and not Path(feeds_path).is_file():
         raise CliError(f"--feeds: no such file: {feeds_path}")
@@ -144,7 +144,7 @@ def ingest(once: bool, feeds_path: str | None, workers: int | None, as_json: boo
 @_guard
 def run(feeds_path: str | None, workers: int | None, tick: int) -> None:
     """Run the scheduler headless until stopped (SIGINT/SIGTERM): fetch due feeds, drain the index outbox, housekeeping."""
-    from monitor.scheduler import run_scheduler
+    from monitor.run.scheduler import run_scheduler
 
     app = _open_app(feeds_path)
     try:
@@ -228,9 +228,9 @@ def search(query, topics, sources, languages, since, until, sort, collapse, limi
 @_guard
 def extract(file_or_url: str, page_url: str | None, as_json: bool) -> None:
     """Extract the article text and metadata of one page (a saved file or a URL)."""
-    from monitor.extract import ExtractionError, extract_page
-    from monitor.fetch import FetchError, Fetcher
-    from monitor.pipeline import fetch_policy
+    from monitor.stages.extract import ExtractionError, extract_page
+    from monitor.net.fetch import FetchError, Fetcher
+    from monitor.run.pipeline import fetch_policy
 
     if file_or_url.startswith(("http://", "https://")):
         settings = _open_app().settings
@@ -281,7 +281,7 @@ def feeds() -> None:
 @_guard
 def feeds_list(as_json: bool) -> None:
     """Show every feed with its state."""
-    from monitor.models import Feed
+    from monitor.storage.models import Feed
 
     app = _open_app()
     try:
@@ -316,8 +316,8 @@ def _feed_row(f) -> dict:
 def feeds_add(url: str, name: str | None, interval: int) -> None:
     """Add a feed by URL."""
     from monitor.config import FeedConfig
-    from monitor.pipeline import sync_feeds
-    from monitor.urls import InvalidURLError, canonicalize_url
+    from monitor.run.pipeline import sync_feeds
+    from monitor.stages.urls import InvalidURLError, canonicalize_url
 
     try:
         canonicalize_url(url)
@@ -336,7 +336,7 @@ def feeds_add(url: str, name: str | None, interval: int) -> None:
 @_guard
 def feeds_remove(url_or_id: str) -> None:
     """Remove a feed (its stored articles stay)."""
-    from monitor.models import Feed
+    from monitor.storage.models import Feed
 
     app = _open_app()
     try:
@@ -355,8 +355,8 @@ def feeds_remove(url_or_id: str) -> None:
 @_guard
 def feeds_import(path: str) -> None:
     """Add the feeds listed in an OPML file."""
-    from monitor.opml import OpmlError, import_opml
-    from monitor.pipeline import sync_feeds
+    from monitor.stages.opml import OpmlError, import_opml
+    from monitor.run.pipeline import sync_feeds
 
     try:
         configs = import_opml(Path(path).read_bytes())
@@ -376,8 +376,8 @@ def feeds_import(path: str) -> None:
 def feeds_export(output: str | None) -> None:
     """Write all feeds as OPML."""
     from monitor.config import FeedConfig
-    from monitor.models import Feed
-    from monitor.opml import export_opml
+    from monitor.storage.models import Feed
+    from monitor.stages.opml import export_opml
 
     app = _open_app()
     try:
@@ -401,8 +401,8 @@ def feeds_export(output: str | None) -> None:
 @_guard
 def status(as_json: bool) -> None:
     """Feed health, article counts and search-index lag."""
-    from monitor.indexer import outbox_lag
-    from monitor.models import Article, Feed, Story
+    from monitor.storage.outbox import outbox_lag
+    from monitor.storage.models import Article, Feed, Story
 
     app = _open_app()
     try:
@@ -448,7 +448,7 @@ def reindex(progress: bool | None) -> None:
     """Rebuild the search index from the database into a fresh index and swap it in."""
     from tqdm import tqdm
 
-    from monitor.indexer import article_count, reindex as do_reindex
+    from monitor.storage.outbox import article_count, reindex as do_reindex
 
     app = _open_app()
     try:
@@ -465,7 +465,7 @@ def reindex(progress: bool | None) -> None:
 @_guard
 def index_cmd() -> None:
     """Send pending articles (the outbox) to the search index now."""
-    from monitor.indexer import drain_outbox
+    from monitor.storage.outbox import drain_outbox
 
     app = _open_app()
     try:
@@ -486,7 +486,7 @@ def index_cmd() -> None:
 @_guard
 def story(story_id: int, as_json: bool) -> None:
     """Show a story: its articles and why each one is grouped there."""
-    from monitor.models import Article, Story
+    from monitor.storage.models import Article, Story
 
     app = _open_app()
     try:
@@ -531,8 +531,8 @@ def story(story_id: int, as_json: bool) -> None:
 @_guard
 def recluster(since: str | None) -> None:
     """Recompute duplicates and stories with the current settings."""
-    from monitor.recluster import recluster_articles
-    from monitor.story_engine import ClusterSettings
+    from monitor.clustering.recluster import recluster_articles
+    from monitor.clustering.engine import ClusterSettings
 
     day = _parse_day(since, "--since")
     app = _open_app()
@@ -555,7 +555,7 @@ def demo(port: int, keep_running: bool) -> None:
 
 
 def _register_cluster_command() -> None:
-    from monitor.cluster_offline import cluster_command
+    from monitor.clustering.offline import cluster_command
 
     cli.add_command(cluster_command, "cluster")
 

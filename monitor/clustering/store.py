@@ -1,6 +1,6 @@
 """Dedup and story clustering against the database: keeps the in-memory story engine in step.
 
-The engine (monitor.story_engine) is pure and in-memory. This module feeds it: on first use it
+The engine (monitor.clustering.engine) is pure and in-memory. This module feeds it: on first use it
 restores the recent window from stored decisions (no recomputation), before every new article
 it catches up with articles other workers stored meanwhile, and it writes the decision
 (duplicate_of, story, score, method, explanation) onto the article row in the caller's
@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.db import Database
-from monitor.models import Article
-from monitor.store import count_into_story, enqueue_index, refresh_story, story_row
-from monitor.story_engine import ClusterDecision, ClusterItem, ClusterSettings, Features, StoryEngine
+from monitor.storage.db import Database
+from monitor.storage.models import Article
+from monitor.storage.articles import count_into_story, enqueue_index, refresh_story, story_row
+from monitor.clustering.engine import ClusterDecision, ClusterItem, ClusterSettings, Features, StoryEngine
 
 _ADVISORY_KEY = 727275
 

@@ -44,7 +44,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from . import textnorm
+from monitor.stages import textnorm
 
 STOPWORDS = frozenset(
     """

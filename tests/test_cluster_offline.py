@@ -5,7 +5,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from monitor.clustering.offline import cluster_command, cluster_jsonl
+from monitor.cli.stories import cluster as cluster_command
+from monitor.clustering.offline import cluster_jsonl
 
 DATA = Path(__file__).parent / "data"
 SEED = [(DATA / "seed" / f"article-{n}.txt").read_text(encoding="utf-8") for n in (1, 2, 3)]

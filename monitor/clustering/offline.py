@@ -1,4 +1,4 @@
-"""Offline clustering of a JSONL file: `newsmon cluster INPUT.jsonl [--output OUT.jsonl]`.
+"""Offline clustering of a JSONL file: the engine behind `newsmon cluster`.
 
 One job: read articles from JSONL, run them through `StoryEngine` in published
 order and write one `{"id", "story_id", "duplicate_of"}` line per input line.
@@ -19,8 +19,6 @@ import json
 import sys
 from datetime import datetime, timezone
 from typing import IO, Callable
-
-import click
 
 from .engine import ClusterItem, ClusterSettings, StoryEngine
 
@@ -124,26 +122,3 @@ def cluster_jsonl(input_path, output: IO[str] | str | None = None, settings: Clu
         "exact_copies": sum(1 for d in decisions.values() if d.duplicate_method == "exact-hash"),
     })
     return stats
-
-
-@click.command("cluster")
-@click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(exists=True, dir_okay=False))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
-              help="Write decisions here (default: stdout).")
-@click.option("--json-stats", is_flag=True, help="Print run statistics as JSON on stderr.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when stderr is a terminal).")
-def cluster_command(input_path: str, output: str | None, json_stats: bool, progress: bool | None) -> None:
-    """Group copies and stories in INPUT.jsonl (lines {"id","url","source","title","text","published"}).
-
-    Writes one line per input article: {"id", "story_id", "duplicate_of"}.
-    """
-    if progress is None:
-        progress = sys.stderr.isatty()
-    stats = cluster_jsonl(input_path, output, progress=progress,
-                          report=lambda msg: click.echo(f"{input_path}: {msg}", err=True))
-    if json_stats:
-        click.echo(json.dumps(stats), err=True)
-    else:
-        click.echo(f"{stats['articles']} articles, {stats['stories']} stories, {stats['copies']} copies"
-                   + (f", {stats['malformed']} malformed lines" if stats["malformed"] else "")
-                   + (f", {stats['duplicate_ids']} duplicate ids" if stats["duplicate_ids"] else ""), err=True)

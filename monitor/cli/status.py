@@ -1,0 +1,51 @@
+"""`newsmon status`: feed health, counts and index lag."""
+
+from __future__ import annotations
+
+import click
+
+from monitor.cli.common import echo_json, guard, open_app
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@guard
+def status(as_json: bool) -> None:
+    """Feed health, article counts and search-index lag."""
+    from monitor.storage.outbox import outbox_lag
+    from monitor.storage.queries import corpus_counts, feed_row, list_feeds
+
+    app = open_app()
+    try:
+        with app.db.session() as s:
+            feeds_ = [feed_row(f) for f in list_feeds(s)]
+            counts = corpus_counts(s)
+            articles, copies, stories = counts["articles"], counts["near_duplicates"], counts["stories"]
+            pending, oldest = outbox_lag(s)
+        try:
+            indexed = app.backend.count()
+            backend_ok = True
+        except Exception as exc:  # status must still print when the backend is down
+            indexed, backend_ok = None, f"{exc}"
+    finally:
+        app.close()
+    data = {
+        "database": app.settings.database_url.split("@")[-1],
+        "search": app.settings.search_url,
+        "articles": articles, "near_duplicates": copies, "stories": stories,
+        "index": {"documents": indexed, "backend": backend_ok, "outbox_pending": pending, "outbox_oldest": oldest},
+        "feeds": feeds_,
+    }
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"articles: {articles} ({copies} near-duplicates) in {stories} stories")
+    lag = f"{pending} waiting" + (f" since {oldest:%Y-%m-%d %H:%M} UTC" if oldest else "")
+    click.echo(f"search index: {indexed if indexed is not None else 'UNAVAILABLE'} documents, outbox {lag}"
+               + ("" if backend_ok is True else f" ({backend_ok})"))
+    ok = sum(1 for f in feeds_ if f["last_status"] in ("ok", "not_modified"))
+    failing = [f for f in feeds_ if f["consecutive_failures"]]
+    click.echo(f"feeds: {len(feeds_)} ({ok} healthy, {len(failing)} failing)")
+    for f in failing:
+        click.echo(f"  {f['url']}: {f['consecutive_failures']} failure(s), last: {(f['last_error'] or '')[:120]}; "
+                   f"next try {f['next_fetch_at']:%Y-%m-%d %H:%M} UTC")

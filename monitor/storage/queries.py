@@ -1,0 +1,68 @@
+"""Read queries for the CLI and the web UI: feeds with their state, counts, a story with its articles.
+
+The commands and pages print what these return; none of them writes SQL of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from monitor.storage.models import Article, Feed, Story
+
+
+def feed_row(f: Feed) -> dict[str, Any]:
+    return {
+        "id": f.id, "url": f.url, "name": f.name, "title": f.title, "enabled": f.enabled,
+        "interval_minutes": f.interval_minutes, "last_status": f.last_status, "last_error": f.last_error,
+        "last_fetched_at": f.last_fetched_at, "last_success_at": f.last_success_at,
+        "next_fetch_at": f.next_fetch_at, "consecutive_failures": f.consecutive_failures,
+        "bozo_error": f.bozo_error,
+    }
+
+
+def list_feeds(session: Session) -> list[Feed]:
+    return list(session.scalars(select(Feed).order_by(Feed.id)))
+
+
+def find_feed(session: Session, url_or_id: str) -> Feed | None:
+    """A feed by its id (digits) or its exact URL."""
+    if url_or_id.isdigit():
+        feed_id = int(url_or_id)
+        if feed_id > 2**63 - 1:  # larger than any stored id: not an overflow, just not there
+            return None
+        return session.get(Feed, feed_id)
+    return session.scalar(select(Feed).where(Feed.url == url_or_id))
+
+
+def corpus_counts(session: Session) -> dict[str, int]:
+    return {
+        "articles": session.scalar(select(func.count(Article.id))) or 0,
+        "near_duplicates": session.scalar(select(func.count(Article.id)).where(Article.duplicate_of.is_not(None))) or 0,
+        "stories": session.scalar(select(func.count(Story.id))) or 0,
+    }
+
+
+def story_detail(session: Session, story_id: int) -> dict[str, Any] | None:
+    """A story with its articles in time order and why each is there; None when there is none."""
+    if story_id > 2**63 - 1:
+        return None
+    st = session.get(Story, story_id)
+    if st is None:
+        return None
+    members = session.scalars(select(Article).where(Article.story_id == story_id)
+                              .order_by(Article.published_at.asc().nulls_last(), Article.id)).all()
+    return {
+        "id": st.id, "headline": st.headline, "first_seen": st.first_seen, "last_updated": st.last_updated,
+        "article_count": st.article_count, "source_count": st.source_count,
+        "articles": [
+            {"id": a.id, "title": a.title, "url": a.canonical_url, "source": a.source,
+             "published": a.published_at, "duplicate_of": a.duplicate_of,
+             "duplicate_score": a.duplicate_score, "duplicate_method": a.duplicate_method,
+             "story_score": a.story_score, "story_method": a.story_method,
+             "why": a.cluster_explanation}
+            for a in members
+        ],
+    }

@@ -24,6 +24,7 @@ import httpcore
 import httpx
 
 from monitor.net import netguard
+from monitor.errors import NewsmonError
 
 __all__ = ["FetchPolicy", "FetchResult", "FetchError", "FetchErrorKind", "Fetcher", "HostLimiter", "parse_retry_after"]
 
@@ -80,7 +81,7 @@ class FetchResult:
     redirects: list[str] = field(default_factory=list)  # URLs that answered with a redirect, in order
 
 
-class FetchError(Exception):
+class FetchError(NewsmonError):
     """A fetch that did not produce a usable response.
 
     ``soft`` failures (timeouts, network errors, 5xx, 408/429) are worth retrying later with a

@@ -20,6 +20,8 @@ from lxml import etree
 from trafilatura.settings import use_config
 from trafilatura.utils import load_html
 
+from monitor.errors import NewsmonError
+
 # A page yielding less than this is a paywall, a consent wall or an index page: prefer the
 # feed's own text when that is longer.
 MIN_TEXT_CHARS = 250
@@ -43,7 +45,7 @@ class ExtractedPage:
     description: str | None
 
 
-class ExtractionError(Exception):
+class ExtractionError(NewsmonError):
     """The bytes are not a page we can extract anything from."""
 
 

@@ -35,6 +35,8 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 from feedparser.datetimes import _parse_date
 
+from monitor.errors import NewsmonError
+
 __all__ = ["FeedEntry", "ParsedFeed", "FeedParseError", "parse_feed", "MAX_ENTRIES"]
 
 MAX_ENTRIES = 1000
@@ -49,7 +51,7 @@ MAX_CATEGORY = 200
 FUTURE_TOLERANCE = timedelta(days=2)
 
 
-class FeedParseError(Exception):
+class FeedParseError(NewsmonError):
     """The bytes are not a usable feed (not a feed at all, or broken with nothing recoverable)."""
 
 

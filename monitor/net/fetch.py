@@ -24,6 +24,7 @@ import httpcore
 import httpx
 
 from monitor.net import netguard
+from monitor.net.policy import FetchPolicy
 from monitor.errors import NewsmonError
 
 __all__ = ["FetchPolicy", "FetchResult", "FetchError", "FetchErrorKind", "Fetcher", "HostLimiter", "parse_retry_after"]
@@ -46,22 +47,6 @@ _ACCEPT = {
     "any": "*/*",
 }
 _READ_CHUNK = 64 * 1024
-
-
-@dataclass(frozen=True)
-class FetchPolicy:
-    """Limits and manners for one Fetcher. Timeouts are seconds."""
-
-    connect_timeout: float = 10
-    read_timeout: float = 20
-    total_timeout: float = 60
-    max_bytes: int = 5_000_000  # cap on the decompressed body (and compressed wire bytes)
-    max_redirects: int = 5
-    user_agent: str = "newsmon/0.1 (+https://github.com/newsmon/newsmon; media monitoring for research)"
-    allow_hosts: frozenset[str] = frozenset()
-    per_host_concurrency: int = 2
-    min_host_interval: float = 0.5  # seconds between request starts to one host
-    max_retry_after: float = 3600
 
 
 @dataclass(frozen=True)

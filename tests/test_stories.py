@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.clustering.offline import parse_time, processing_order
+from monitor.clustering.offline import processing_order
+from monitor.stages.dates import parse_datetime
 from monitor.clustering.stories import story_features
 from monitor.clustering.engine import ClusterDecision, ClusterItem, ClusterSettings, StoryEngine
 
@@ -18,7 +19,7 @@ DATA = Path(__file__).parent / "data"
 def _load(name):
     rows = [json.loads(l) for l in open(DATA / name / "items.jsonl", encoding="utf-8")]
     return [ClusterItem(id=r["id"], url=r["url"], source=r["source"], title=r["title"], text=r["text"],
-                        published=parse_time(r["published"])) for r in rows]
+                        published=parse_datetime(r["published"])) for r in rows]
 
 
 def _seed_items():

@@ -1,7 +1,6 @@
 """Story clustering: write-ups of one event group, same-week other events stay apart; engine state."""
 
 import json
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -124,11 +123,8 @@ def test_features_weight_headline_over_body():
 
 
 def test_eval_targets_on_both_fixture_sets():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from cluster_eval import TARGETS, evaluate
-    finally:
-        sys.path.pop(0)
+    from tests.clustereval import TARGETS, evaluate
+
     res = evaluate()
     for name in ("dedup", "stories"):
         for key, target in TARGETS.items():

@@ -76,3 +76,11 @@ def test_every_install_path_uses_the_constraints():
     test_command = next(line for line in installs if "pytest" in line)
     assert test_command in ci.splitlines(), ".ci/run must run the README's test command exactly"
     assert all("-c constraints.txt" in line for line in dockerfile.splitlines() if "pip install" in line)
+
+
+def test_the_packaged_demo_site_is_data_only():
+    """pyproject ships monitor/demo/site/**: its generator lives in tests/data and must not creep back."""
+    site = ROOT / "monitor" / "demo" / "site"
+    assert not list(site.rglob("*.py")), "the site generator belongs in tests/data/make_site.py"
+    assert (site / "README.md").is_file() and (site / "LICENSE-extraction-benchmark").is_file()
+    assert (ROOT / "tests" / "data" / "site").resolve() == site.resolve()  # one copy of the generated site

@@ -28,9 +28,11 @@ from monitor.stages.dates import parse_datetime
 MIN_TEXT_CHARS = 250
 MAX_TREE_SIZE = 200_000  # elements; bounds the cost of pathological pages
 
-_CONFIG = use_config()
-_CONFIG.set("DEFAULT", "max_tree_size", str(MAX_TREE_SIZE))
-_CONFIG.set("DEFAULT", "extensive_date_search", "off")
+TRAFILATURA_CONFIG = use_config()
+TRAFILATURA_CONFIG.set("DEFAULT", "max_tree_size", str(MAX_TREE_SIZE))
+TRAFILATURA_CONFIG.set("DEFAULT", "extensive_date_search", "off")
+# The mode we extract bodies in; tests and benchmarks compare against trafilatura in this same mode.
+TRAFILATURA_OPTIONS = {"include_comments": False, "fast": True, "config": TRAFILATURA_CONFIG}
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ def extract_page(html: bytes | str, url: str, *, now: datetime | None = None, fi
             found = None
         published = parse_datetime(found, now=now)
     try:
-        doc = trafilatura.bare_extraction(tree, url=url, include_comments=False, fast=True, config=_CONFIG)
+        doc = trafilatura.bare_extraction(tree, url=url, **TRAFILATURA_OPTIONS)
     except (ValueError, TypeError, etree.LxmlError) as exc:
         raise ExtractionError(f"extraction failed: {exc}") from exc
     text = _drop_repeated_headline((doc.text or "").strip(), title) if doc is not None else ""

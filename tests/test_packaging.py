@@ -71,7 +71,7 @@ def test_every_install_path_uses_the_constraints():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
-    installs = [line for line in readme.splitlines() if line.startswith("python3 -m venv")]
+    installs = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv ")]  # the two fresh-machine commands
     assert len(installs) == 2 and all("-c constraints.txt" in line for line in installs), installs
     test_command = next(line for line in installs if "pytest" in line)
     assert test_command in ci.splitlines(), ".ci/run must run the README's test command exactly"

@@ -57,10 +57,13 @@ class Inbox:
         self.reject: dict[str, str] = {}          # address -> 5xx reply at RCPT
         self.temporary: deque[str] = deque()      # replies given at RCPT before accepting again
         self.on_data: Callable[[Received], None] | None = None
+        self.on_rcpt: Callable[[str], None] | None = None
         self.connections = 0
         self._cond = threading.Condition()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.on_rcpt is not None:
+            self.on_rcpt(address)
         if address in self.reject:
             return self.reject[address]
         if self.temporary:

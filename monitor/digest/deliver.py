@@ -92,17 +92,19 @@ def due_at(day: date, hour: int, tz: ZoneInfo) -> datetime:
 def due_day(sub: Subscription, now: datetime, *, force: bool = False) -> date | None:
     """The local day whose digest is due at `now`: today after the hour, else yesterday if it was missed.
 
-    Yesterday counts only when the subscription was already active at yesterday's hour, so a
-    process that was down over the send hour still sends that day's digest when it comes back.
+    A day counts only when the subscription was already active at that day's hour: one
+    confirmed at 21:00 gets its first digest the next morning, and a process that was down over
+    the send hour still sends that day's digest when it comes back (until the next day's hour).
     """
     tz = ZoneInfo(sub.timezone)
     today = now.astimezone(tz).date()
-    if force or now >= due_at(today, sub.send_hour, tz):
+    if force:
         return today
-    yesterday = today - timedelta(days=1)
     since = sub.active_since or sub.confirmed_at
-    if since is not None and since <= due_at(yesterday, sub.send_hour, tz):
-        return yesterday
+    for day in (today, today - timedelta(days=1)):
+        at = due_at(day, sub.send_hour, tz)
+        if now >= at:
+            return day if since is not None and since <= at else None
     return None
 
 

@@ -76,7 +76,8 @@ class MailContext:
 
 def subject_for(content: DigestContent, day: date) -> str:
     n = content.total_stories
-    return one_line(f"{one_line(content.search.name, 80)}: {n} new {'story' if n == 1 else 'stories'} — {format_day(day)}", 200)
+    what = "nothing new" if n == 0 else f"{n} new {'story' if n == 1 else 'stories'}"
+    return one_line(f"{one_line(content.search.name, 80)}: {what} — {format_day(day)}", 200)
 
 
 def sparkline(counts: list[int]) -> str:

@@ -366,6 +366,7 @@ class DigestSender:
     def send_confirmation(self, sub_id: int, *, now: datetime | None = None, force: bool = False) -> Outcome:
         """Send the opt-in e-mail now. At most one per subscription per few minutes, even with two workers."""
         now = now or utcnow()
+        smtp, ctx = self.smtp, self.ctx  # configuration errors before the claim below
         with self.db.session() as s:
             sub = subs.get_subscription(s, sub_id)
             if sub.state != subs.PENDING:
@@ -378,11 +379,11 @@ class DigestSender:
                 return Outcome(sub.id, sub.email, None, "skipped",
                                f"a confirmation e-mail was sent at {sub.confirm_sent_at:%H:%M} UTC; check the inbox")
             s.refresh(sub)
-            domain = self.ctx.mail_from.split("@")[-1]
-            msg = render.confirmation_message(self.ctx, sub, f"<confirm.{sub.id}.{uuid.uuid4().hex}@{domain}>")
+            domain = ctx.mail_from.split("@")[-1]
+            msg = render.confirmation_message(ctx, sub, f"<confirm.{sub.id}.{uuid.uuid4().hex}@{domain}>")
             email = sub.email
         try:
-            send_with_retries(self.smtp, msg, delays=self.retry_delays)
+            send_with_retries(smtp, msg, delays=self.retry_delays)
         except (TemporarySendError, UncertainSendError) as exc:
             with self.db.session() as s:
                 # Give the claim back so the scheduler tries again (uncertain: a second opt-in

@@ -8,6 +8,7 @@ from monitor.digest import subscriptions as subs
 from monitor.digest import tokens
 from monitor.digest.deliver import DigestSender, Outcome
 from monitor.digest.errors import NotFound, TokenError
+from monitor.digest.mailer import SmtpConfig
 from monitor.digest.render import MailContext
 from monitor.storage.models import Subscription
 
@@ -25,7 +26,9 @@ def subscribe(app, email: str, *, spec: subs.SearchSpec | None = None, search_id
               hour: int | str = 7, tz: str = "UTC", send_empty: bool = False, owner: str | None = None,
               sender: DigestSender | None = None) -> SubscribeOutcome:
     """Create a pending subscription and send its confirmation e-mail now (not at the next tick)."""
-    MailContext.from_settings(app.settings)  # missing mail settings: fail before writing anything
+    # Missing or malformed mail settings: fail before writing anything.
+    MailContext.from_settings(app.settings)
+    SmtpConfig.from_url(app.settings.smtp_url)
     with app.db.session() as s:
         search = subs.get_search(s, search_id) if search_id is not None else subs.find_or_create_search(
             s, spec or subs.SearchSpec(), owner=owner)

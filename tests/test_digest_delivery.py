@@ -302,3 +302,39 @@ def test_two_schedulers_on_postgresql_send_one_email(mail_env, tmp_path):
         p.communicate(timeout=60)
     time.sleep(0.5)
     assert len(smtp.inbox.messages) == 5
+
+
+def test_scheduler_job_survives_a_broken_backend_and_sends_when_it_recovers(mail_env, monkeypatch, caplog):
+    from monitor.digest.job import DigestJob
+
+    app, smtp, _ = mail_env
+    sub_id = active_subscription(app, send_empty=True, hour=0)
+    job = DigestJob(app)
+    job.sender.retry_delays = ()
+
+    def broken(_q):
+        raise RuntimeError("index file is corrupt")
+
+    monkeypatch.setattr(app.backend, "search", broken)
+    job()  # must not raise
+    [row] = deliveries(app, sub_id)
+    assert row.state == "retry" and "index file is corrupt" in row.error
+    assert "retry" in caplog.text
+    monkeypatch.undo()
+    with app.db.session() as s:  # the backoff has passed
+        s.get(Delivery, row.id).next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+    job()
+    assert [r.state for r in deliveries(app, sub_id)] == ["sent"] and len(smtp.inbox.wait_for(1)) == 1
+
+
+def test_story_text_cannot_inject_markup_into_the_email(mail_env):
+    app, smtp, _ = mail_env
+    active_subscription(app, query="NATO")
+    seed(app, [StoryPlan('NATO <img src=x onerror=alert(1)> "quoted" & more', ["a.example"],
+                         text="NATO <a href='javascript:alert(1)'>click</a> text")],
+         fetched=datetime.now(UTC) - timedelta(hours=1))
+    [o] = DigestSender(app, retry_delays=()).run(force=True)
+    assert o.state == "sent"
+    [m] = smtp.inbox.wait_for(1)
+    assert "<img" not in m.html and "&lt;img src=x onerror=alert(1)&gt;" in m.html
+    assert "javascript:" not in m.html and "javascript:" not in m.text and "NATO click text" in m.text

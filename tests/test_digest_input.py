@@ -127,3 +127,15 @@ def test_headers_never_carry_line_breaks():
     with pytest.raises(InvalidInput):
         from monitor.digest.validate import search_name
         search_name("ok\u2028Bcc: x")
+
+
+def test_saved_searches_from_the_cli(mail_env):
+    out = invoke("digest", "save-search", "Aid to Ukraine", "--query", '"military aid"', "--topic", "ukraine")
+    assert out.exit_code == 0 and "saved search 1" in out.output
+    assert invoke("digest", "save-search", "Bad\r\nBcc: x@example.org").exit_code == 2
+    assert invoke("digest", "subscribe", "a@example.org", "--search-id", "1").exit_code == 0
+    [row] = json.loads(invoke("digest", "list", "--json").output)
+    assert row["search"] == "Aid to Ukraine" and row["query"] == '"military aid"'
+    assert invoke("digest", "remove-search", "1").exit_code == 0
+    assert json.loads(invoke("digest", "list", "--json").output) == []
+    assert invoke("digest", "remove-search", "1").exit_code == 2

@@ -251,3 +251,39 @@ def searches(as_json: bool) -> None:
     for r in rows:
         filters = " ".join([f"topic:{t}" for t in r["topics"]] + [f"source:{x}" for x in r["sources"]])
         click.echo(f"#{r['id']:<4} {r['name']}  [{r['query'] or '*'}{' ' + filters if filters else ''}]")
+
+
+@digest.command("save-search")
+@click.argument("name")
+@click.option("--query", "-q", default="", help="Search query.")
+@click.option("--topic", "topics", multiple=True, help="Only these topics (repeatable).")
+@click.option("--source", "sources", multiple=True, help="Only these sources (repeatable).")
+@click.option("--language", "languages", multiple=True, help="Only these languages (repeatable).")
+@_digest_errors
+def save_search(name, query, topics, sources, languages) -> None:
+    """Save a named search (query and filters) to subscribe to with --search-id."""
+    from monitor.digest import service
+    from monitor.digest.subscriptions import SearchSpec
+
+    app = open_app()
+    try:
+        search_id = service.save_search(app, SearchSpec(query, list(topics), list(sources), list(languages), name))
+    finally:
+        app.close()
+    click.echo(f"saved search {search_id}: {name}")
+
+
+@digest.command("remove-search")
+@click.argument("search_id", type=int)
+@_digest_errors
+def remove_search(search_id: int) -> None:
+    """Delete a saved search and every subscription to it."""
+    from monitor.digest import subscriptions as subs
+
+    app = open_app()
+    try:
+        with app.db.session() as s:
+            subs.remove_search(s, search_id)
+    finally:
+        app.close()
+    click.echo(f"saved search {search_id} removed")

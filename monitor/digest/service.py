@@ -41,6 +41,12 @@ def subscribe(app, email: str, *, spec: subs.SearchSpec | None = None, search_id
         return SubscribeOutcome(sub.id, sub.email, sub.state, created, confirmation)
 
 
+def save_search(app, spec: subs.SearchSpec, *, owner: str | None = None) -> int:
+    """Save a named query with filters (the web UI's search page, the CLI); returns its id."""
+    with app.db.session() as s:
+        return subs.find_or_create_search(s, spec, owner=owner).id
+
+
 def subscription_from_token(app, purpose: str, token: str) -> Subscription:
     data = tokens.read_token(app.settings.secret, purpose, token)
     with app.db.session() as s:

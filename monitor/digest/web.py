@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
-from markupsafe import Markup
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 
 from monitor.digest import csrf, render, service
 from monitor.digest.errors import DigestError, InvalidInput, MailConfigError, TokenError
@@ -76,7 +77,7 @@ def digest_router(app) -> APIRouter:
             form = await request.form()
             token = str(form.get("token") or "")
         try:
-            sub, changed = service.unsubscribe(app, token)
+            sub, changed = await run_in_threadpool(service.unsubscribe, app, token)
         except DigestError as exc:
             return _page("Link not valid", str(exc), status=400, ok=False)
         return _page("Unsubscribed", f"{sub.email} will no longer receive the daily digest of “{sub.saved_search.name}”."
@@ -99,13 +100,14 @@ def digest_router(app) -> APIRouter:
             csrf.check(secret, str(form.get(csrf.FIELD) or ""), request.cookies.get(csrf.COOKIE))
         except TokenError as exc:
             return _page("Form expired", str(exc), status=403, ok=False)
+        name = str(form.get("name") or "").strip()
         spec = SearchSpec(query=str(form.get("q") or ""), topics=[str(t) for t in form.getlist("topic")],
                           sources=[str(t) for t in form.getlist("source")],
-                          languages=[str(t) for t in form.getlist("language")],
-                          name=str(form.get("name")).strip() or None if form.get("name") else None)
+                          languages=[str(t) for t in form.getlist("language")], name=name or None)
         try:
-            out = service.subscribe(app, str(form.get("email") or ""), spec=spec, hour=str(form.get("hour") or "7"),
-                                    tz=str(form.get("tz") or "UTC"))
+            # Database and SMTP work off the event loop: the confirmation goes out before we answer.
+            out = await run_in_threadpool(service.subscribe, app, str(form.get("email") or ""), spec=spec,
+                                          hour=str(form.get("hour") or "7"), tz=str(form.get("tz") or "UTC"))
         except InvalidInput as exc:
             return _page("Please check the form", str(exc), status=400, ok=False)
         except MailConfigError:

@@ -22,6 +22,8 @@ def status(as_json: bool) -> None:
             counts = corpus_counts(s)
             articles, copies, stories = counts["articles"], counts["near_duplicates"], counts["stories"]
             pending, oldest = outbox_lag(s)
+            from monitor.digest.status import digest_status
+            digest = digest_status(s)
         try:
             indexed = app.backend.count()
             backend_ok = True
@@ -35,6 +37,7 @@ def status(as_json: bool) -> None:
         "articles": articles, "near_duplicates": copies, "stories": stories,
         "index": {"documents": indexed, "backend": backend_ok, "outbox_pending": pending, "outbox_oldest": oldest},
         "feeds": feeds_,
+        "digest": digest.as_dict(),
     }
     if as_json:
         echo_json(data)
@@ -46,6 +49,8 @@ def status(as_json: bool) -> None:
     ok = sum(1 for f in feeds_ if f["last_status"] in ("ok", "not_modified"))
     failing = [f for f in feeds_ if f["consecutive_failures"]]
     click.echo(f"feeds: {len(feeds_)} ({ok} healthy, {len(failing)} failing)")
+    for line in digest.lines():
+        click.echo(line)
     for f in failing:
         click.echo(f"  {f['url']}: {f['consecutive_failures']} failure(s), last: {(f['last_error'] or '')[:120]}; "
                    f"next try {f['next_fetch_at']:%Y-%m-%d %H:%M} UTC")

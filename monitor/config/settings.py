@@ -44,6 +44,11 @@ class Settings:
     max_redirects: int
     workers: int
     min_host_interval: float = _FETCH.min_host_interval
+    # Digest e-mail and links (monitor/digest/): NEWSMON_SMTP_URL, NEWSMON_MAIL_FROM, NEWSMON_BASE_URL, NEWSMON_SECRET.
+    smtp_url: str | None = None
+    mail_from: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> "Settings":
@@ -90,6 +95,10 @@ class Settings:
             max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", _FETCH.max_redirects, minimum=0),
             workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1),
             min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", _FETCH.min_host_interval, allow_zero=True),
+            smtp_url=get("NEWSMON_SMTP_URL"),
+            mail_from=get("NEWSMON_MAIL_FROM"),
+            base_url=_base_url(get("NEWSMON_BASE_URL")),
+            secret=get("NEWSMON_SECRET"),
         )
 
 
@@ -117,3 +126,12 @@ def _float(get, name: str, default: float, *, allow_zero: bool = False) -> float
     if not ((0 <= value if allow_zero else 0 < value) and value < 3600):  # also rejects nan and inf
         raise ConfigError(f"{name}: must be between 0 and 3600 seconds, got {raw!r}")
     return value
+
+
+def _base_url(raw: str | None) -> str:
+    """The web UI's public address for links in e-mails: http(s)://host[:port][/prefix], no trailing slash."""
+    if raw is None:
+        return "http://127.0.0.1:8000"
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", raw):
+        raise ConfigError(f"NEWSMON_BASE_URL: expected http(s)://host[:port][/path], got {raw!r}")
+    return raw.rstrip("/")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from monitor.cli.common import CliError, echo_json, guard, open_app, parse_day
+from monitor.cli.common import CliError, RuntimeFailure, echo_json, guard, one_line, open_app, parse_day
 
 
 @click.command()
@@ -82,16 +82,34 @@ def reindex(progress: bool | None) -> None:
 
 
 @click.command("index")
+@click.option("--retry-dead", is_flag=True, help="Put the dead letters (documents the backend kept refusing) back in the outbox first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the drain result as JSON.")
 @guard
-def index_cmd() -> None:
-    """Send pending articles (the outbox) to the search index now."""
-    from monitor.storage.outbox import drain_outbox
+def index_cmd(retry_dead: bool, as_json: bool) -> None:
+    """Send pending articles (the outbox) to the search index now.
+
+    Exit 1 when the backend is down (nothing is lost: the outbox keeps the articles) or when it
+    refused documents; `newsmon status` lists dead letters with their errors.
+    """
+    from monitor.storage.outbox import drain_outbox, retry_dead_letters
 
     app = open_app()
     try:
-        res = drain_outbox(app.db, app.backend)
-        click.echo(f"sent {res.sent}, removed {res.deleted}, waiting {res.remaining}" + (f"; error: {res.error}" if res.error else ""))
-        if res.error:
-            sys.exit(1)
+        retried = retry_dead_letters(app.db) if retry_dead else 0
+        backend = app.backend
+        res = drain_outbox(app.db, backend, max_attempts=app.settings.outbox_max_attempts)
     finally:
         app.close()
+    if as_json:
+        echo_json({"retried": retried, **res.__dict__})
+    else:
+        if retry_dead:
+            click.echo(f"retried {retried} dead letter(s)")
+        click.echo(f"sent {res.sent}, removed {res.deleted}, waiting {res.remaining}"
+                   + (f", refused {res.rejected} ({res.dead_lettered} dead-lettered)" if res.rejected else ""))
+        for line in res.rejections:
+            click.echo(f"  refused: {line}", err=True)
+    if res.error:
+        raise RuntimeFailure(f"search backend unavailable: {one_line(res.error)} ({res.remaining} waiting in the outbox)")
+    if res.rejected:
+        sys.exit(1)

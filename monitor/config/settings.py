@@ -42,6 +42,12 @@ class Settings:
     max_redirects: int
     workers: int
     min_host_interval: float = 0.5
+    # ops: retention, outbox, observability
+    keep_html_days: int = 30
+    keep_attempts_days: int = 30
+    outbox_max_attempts: int = 5
+    http_address: str | None = None
+    stale_pass_seconds: int = 900
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> "Settings":
@@ -59,6 +65,8 @@ class Settings:
         for name, value in (("DATABASE_URL", database_url), ("SEARCH_URL", search_url)):
             if "://" not in value:
                 raise ConfigError(f"{name}: expected a URL such as sqlite:///path or postgresql://..., got {value!r}")
+
+        _check_search_url(search_url)
 
         hosts_raw = get("NEWSMON_ALLOW_HOSTS") or ""
         allow_hosts = frozenset(h.strip().lower() for h in hosts_raw.split(",") if h.strip())
@@ -88,7 +96,32 @@ class Settings:
             max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", 5, minimum=0),
             workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1),
             min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", 0.5, allow_zero=True),
+            keep_html_days=_int(get, "NEWSMON_KEEP_HTML_DAYS", 30, minimum=0),
+            keep_attempts_days=_int(get, "NEWSMON_KEEP_ATTEMPTS_DAYS", 30, minimum=1),
+            outbox_max_attempts=_int(get, "NEWSMON_OUTBOX_MAX_ATTEMPTS", 5, minimum=1),
+            http_address=get("NEWSMON_HTTP"),
+            stale_pass_seconds=_int(get, "NEWSMON_STALE_PASS_SECONDS", 900, minimum=10),
         )
+
+
+def _check_search_url(url: str) -> None:
+    """A SEARCH_URL a backend can use: sqlite:///path, or http(s)://host[:port] with a real host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise ConfigError(f"SEARCH_URL: not a valid URL ({exc}): {url!r}") from None
+    if parts.scheme == "sqlite":
+        if not parts.path.lstrip("/"):
+            raise ConfigError(f"SEARCH_URL: a sqlite search URL needs a file path, got {url!r}")
+        return
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"SEARCH_URL: use sqlite:///path (embedded) or http(s)://host:7700 (Meilisearch), got {url!r}")
+    host = parts.hostname or ""
+    if not re.fullmatch(r"[A-Za-z0-9.\-]+|[0-9A-Fa-f:.]+", host) or port == 0:
+        raise ConfigError(f"SEARCH_URL: {host!r} is not a host name or IP address in {url!r}")
 
 
 def _int(get, name: str, default: int, *, minimum: int) -> int:

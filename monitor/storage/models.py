@@ -209,3 +209,23 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# -- ops: index dead letters -----------------------------------------------------------------
+
+
+class IndexDeadLetter(Base):
+    """An outbox entry the search backend kept rejecting: parked here with its error.
+
+    `newsmon status` lists them; `newsmon index --retry-dead` puts them back in the outbox.
+    """
+
+    __tablename__ = "index_dead_letters"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    article_id: Mapped[int] = mapped_column(IdType, index=True)
+    op: Mapped[str] = mapped_column(String(10))  # upsert | delete
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dead_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)

@@ -46,7 +46,6 @@ class Settings:
     keep_html_days: int = 30
     keep_attempts_days: int = 30
     outbox_max_attempts: int = 5
-    http_address: str | None = None
     stale_pass_seconds: int = 900
 
     @classmethod
@@ -99,7 +98,6 @@ class Settings:
             keep_html_days=_int(get, "NEWSMON_KEEP_HTML_DAYS", 30, minimum=0),
             keep_attempts_days=_int(get, "NEWSMON_KEEP_ATTEMPTS_DAYS", 30, minimum=1),
             outbox_max_attempts=_int(get, "NEWSMON_OUTBOX_MAX_ATTEMPTS", 5, minimum=1),
-            http_address=get("NEWSMON_HTTP"),
             stale_pass_seconds=_int(get, "NEWSMON_STALE_PASS_SECONDS", 900, minimum=10),
         )
 

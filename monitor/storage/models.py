@@ -134,7 +134,9 @@ class Article(Base):
     guid: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
-    html: Mapped[str | None] = mapped_column(Text)  # sanitised with nh3
+    # The page as fetched (raw: re-extract it, never render it), or the feed's HTML sanitised with
+    # nh3; cleared after NEWSMON_KEEP_HTML_DAYS by `newsmon prune`.
+    html: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)
     text_source: Mapped[str] = mapped_column(String(20))  # page | feed-content | feed-summary
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "recluster": "monitor.cli.stories:recluster",
     "cluster": "monitor.cli.stories:cluster",
     "demo": "monitor.cli.demo:demo",
+    "doctor": "monitor.cli.doctor:doctor",
+    "prune": "monitor.cli.prune:prune",
 }
 
 # One-line help shown by `newsmon --help` without importing every command module.
@@ -44,6 +46,8 @@ SHORT_HELP: dict[str, str] = {
     "recluster": "Recompute duplicates and stories with the current settings.",
     "cluster": "Dedup and story-cluster a JSONL file offline (no database).",
     "demo": "The whole flow offline on the bundled sample news site.",
+    "doctor": "Check configuration, database, migrations, search backend and SMTP.",
+    "prune": "Clear raw page HTML and fetch attempts past their retention.",
 }
 
 

@@ -111,3 +111,11 @@ def ops_figures(session: Session, *, overdue_after: timedelta, now: datetime | N
         feeds_failing=session.scalar(select(func.count(Feed.id)).where(enabled, Feed.consecutive_failures > 0)) or 0,
         html_kept=session.scalar(select(func.count(Article.id)).where(Article.html.is_not(None))) or 0,
     )
+
+
+def stored_page(session: Session, article_id: int) -> tuple[str | None, str, str] | None:
+    """(kept page HTML or None, page URL, text source) of an article; None when there is none."""
+    if article_id > 2**63 - 1:
+        return None
+    row = session.execute(select(Article.html, Article.url, Article.text_source).where(Article.id == article_id)).first()
+    return None if row is None else (row[0], row[1], row[2])

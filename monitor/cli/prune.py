@@ -9,9 +9,9 @@ from monitor.cli.common import echo_json, guard, open_app
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Count what would be cleared; change nothing.")
-@click.option("--html-days", type=click.IntRange(0), default=None,
+@click.option("--html-days", type=click.IntRange(0, 36500), default=None,
               help="Keep raw page HTML this many days (default NEWSMON_KEEP_HTML_DAYS, 30).")
-@click.option("--attempts-days", type=click.IntRange(1), default=None,
+@click.option("--attempts-days", type=click.IntRange(1, 36500), default=None,
               help="Keep fetch-attempt rows this many days (default NEWSMON_KEEP_ATTEMPTS_DAYS, 30).")
 @click.option("--json", "as_json", is_flag=True)
 @guard

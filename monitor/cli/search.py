@@ -9,8 +9,27 @@ import click
 from monitor.cli.common import CliError, RuntimeFailure, echo_json, guard, one_line, open_app, parse_day
 
 
-@click.command()
-@click.argument("query", required=False, default="")
+MAX_OFFSET = 1_000_000  # deeper pages are a scraping loop, not a reader: narrow the query instead
+
+
+class _SearchCommand(click.Command):
+    """Points at `--` when a query word that starts with '-' was taken for an option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        original = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            word = next((a for a in original if a.startswith(exc.option_name) and not a.startswith("--")), None)
+            if word is not None:
+                rest = " ".join(a for a in original if a != "--")
+                exc.message = (f"no such option: {word}. A query word that starts with '-' goes after `--`: "
+                               f"newsmon search -- {rest}")
+            raise
+
+
+@click.command(cls=_SearchCommand)
+@click.argument("query", nargs=-1)
 @click.option("--topic", "topics", multiple=True, help="Only these topics (repeatable; any of them).")
 @click.option("--source", "sources", multiple=True, help="Only these sources/domains (repeatable).")
 @click.option("--language", "languages", multiple=True, help="Only these languages (repeatable).")
@@ -19,16 +38,24 @@ from monitor.cli.common import CliError, RuntimeFailure, echo_json, guard, one_l
 @click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance", show_default=True)
 @click.option("--collapse", is_flag=True, help="One hit per story, with its article count.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--offset", type=click.IntRange(0, MAX_OFFSET), default=0, help="Skip this many hits (paging).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"total": N, "hits": [...]}.')
 @guard
 def search(query, topics, sources, languages, since, until, sort, collapse, limit, offset, as_json) -> None:
-    """Search stored articles. QUERY: words, "phrases", AND/OR/NOT, -exclude, prefix*."""
+    """Search stored articles. QUERY: words, "phrases", AND/OR/NOT, -exclude, prefix*.
+
+    Several words need no quotes (`newsmon search NATO summit`). Put the query after `--` when a
+    word starts with '-' (an exclusion), so it is not read as an option: `newsmon search -- NATO -Trump`.
+    """
     from search.query import QuerySyntaxError, SearchQuery
 
+    query = " ".join(query)
+    since_day, until_day = parse_day(since, "--since"), parse_day(until, "--until")
+    if since_day and until_day and since_day > until_day:
+        raise CliError(f"--since {since_day} is after --until {until_day}: nothing can match")
     q = SearchQuery(
         text=query, topics=list(topics), sources=list(sources), languages=list(languages),
-        since=parse_day(since, "--since"), until=parse_day(until, "--until"), sort=sort,
+        since=since_day, until=until_day, sort=sort,
         collapse_stories=collapse, limit=limit, offset=offset,
     )
     app = open_app()

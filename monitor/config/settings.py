@@ -93,12 +93,12 @@ class Settings:
             read_timeout=_float(get, "NEWSMON_READ_TIMEOUT", 20.0),
             total_timeout=_float(get, "NEWSMON_TOTAL_TIMEOUT", 60.0),
             max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", 5, minimum=0),
-            workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1),
+            workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1, maximum=64),
             min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", 0.5, allow_zero=True),
-            keep_html_days=_int(get, "NEWSMON_KEEP_HTML_DAYS", 30, minimum=0),
-            keep_attempts_days=_int(get, "NEWSMON_KEEP_ATTEMPTS_DAYS", 30, minimum=1),
-            outbox_max_attempts=_int(get, "NEWSMON_OUTBOX_MAX_ATTEMPTS", 5, minimum=1),
-            stale_pass_seconds=_int(get, "NEWSMON_STALE_PASS_SECONDS", 900, minimum=10),
+            keep_html_days=_int(get, "NEWSMON_KEEP_HTML_DAYS", 30, minimum=0, maximum=36500),
+            keep_attempts_days=_int(get, "NEWSMON_KEEP_ATTEMPTS_DAYS", 30, minimum=1, maximum=36500),
+            outbox_max_attempts=_int(get, "NEWSMON_OUTBOX_MAX_ATTEMPTS", 5, minimum=1, maximum=1000),
+            stale_pass_seconds=_int(get, "NEWSMON_STALE_PASS_SECONDS", 900, minimum=10, maximum=7 * 86400),
         )
 
 
@@ -122,7 +122,7 @@ def _check_search_url(url: str) -> None:
         raise ConfigError(f"SEARCH_URL: {host!r} is not a host name or IP address in {url!r}")
 
 
-def _int(get, name: str, default: int, *, minimum: int) -> int:
+def _int(get, name: str, default: int, *, minimum: int, maximum: int = 2**62) -> int:
     raw = get(name)
     if raw is None:
         return default
@@ -132,6 +132,8 @@ def _int(get, name: str, default: int, *, minimum: int) -> int:
         raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise ConfigError(f"{name}: must be at most {maximum}, got {raw!r}")
     return value
 
 

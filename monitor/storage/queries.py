@@ -31,7 +31,7 @@ def list_feeds(session: Session) -> list[Feed]:
 
 def find_feed(session: Session, url_or_id: str) -> Feed | None:
     """A feed by its id (digits) or its exact URL."""
-    if url_or_id.isdigit():
+    if url_or_id.isascii() and url_or_id.isdigit():  # "²" is a digit to str.isdigit, not to int()
         feed_id = int(url_or_id)
         if feed_id > 2**63 - 1:  # larger than any stored id: not an overflow, just not there
             return None
@@ -119,3 +119,14 @@ def stored_page(session: Session, article_id: int) -> tuple[str | None, str, str
         return None
     row = session.execute(select(Article.html, Article.url, Article.text_source).where(Article.id == article_id)).first()
     return None if row is None else (row[0], row[1], row[2])
+
+
+def feed_with_canonical_url(session: Session, canonical: str) -> tuple[int, str] | None:
+    """(id, url) of the feed whose URL has this canonical form, if any (compared in Python:
+    feeds are few, and the canonical form is not stored)."""
+    from monitor.stages.urls import safe_canonical
+
+    for fid, url in session.execute(select(Feed.id, Feed.url).order_by(Feed.id)):
+        if url == canonical or safe_canonical(url) == canonical:
+            return fid, url
+    return None

@@ -26,6 +26,8 @@ def status(as_json: bool) -> None:
             counts = corpus_counts(s)
             articles, copies, stories = counts["articles"], counts["near_duplicates"], counts["stories"]
             pending, oldest = outbox_lag(s)
+            from monitor.digest.status import digest_status
+            digest = digest_status(s)
             dead_total = dead_letter_count(s)
             dead = [{"article_id": d.article_id, "op": d.op, "attempts": d.attempts, "error": d.error,
                      "queued_at": d.queued_at, "dead_at": d.dead_at} for d in dead_letters(s)]
@@ -43,6 +45,7 @@ def status(as_json: bool) -> None:
         "index": {"documents": indexed, "backend": backend_ok, "outbox_pending": pending, "outbox_oldest": oldest,
                   "dead_letters": dead_total, "dead": dead},
         "feeds": feeds_,
+        "digest": digest.as_dict(),
     }
     if as_json:
         echo_json(data)
@@ -61,6 +64,8 @@ def status(as_json: bool) -> None:
     ok = sum(1 for f in feeds_ if f["last_status"] in ("ok", "not_modified"))
     failing = [f for f in feeds_ if f["consecutive_failures"]]
     click.echo(f"feeds: {len(feeds_)} ({ok} healthy, {len(failing)} failing)")
+    for line in digest.lines():
+        click.echo(line)
     for f in failing:
         click.echo(f"  {f['url']}: {f['consecutive_failures']} failure(s), last: {(f['last_error'] or '')[:120]}; "
                    f"next try {f['next_fetch_at']:%Y-%m-%d %H:%M} UTC")

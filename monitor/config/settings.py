@@ -12,8 +12,10 @@ from pathlib import Path
 import platformdirs
 
 from monitor.config.errors import ConfigError
+from monitor.net.policy import DEFAULT_USER_AGENT, FetchPolicy  # noqa: F401 - re-exported by monitor.config
 
-DEFAULT_USER_AGENT = "newsmon/0.1 (+https://github.com/newsmon/newsmon; media monitoring for research)"
+# Fetch defaults live with the fetcher (`FetchPolicy`); settings only read overrides.
+_FETCH = FetchPolicy()
 
 
 def default_feeds_path() -> Path:
@@ -41,7 +43,12 @@ class Settings:
     total_timeout: float
     max_redirects: int
     workers: int
-    min_host_interval: float = 0.5
+    min_host_interval: float = _FETCH.min_host_interval
+    # Digest e-mail and links (monitor/digest/): NEWSMON_SMTP_URL, NEWSMON_MAIL_FROM, NEWSMON_BASE_URL, NEWSMON_SECRET.
+    smtp_url: str | None = None
+    mail_from: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    secret: str | None = None
     # ops: retention, outbox, observability
     keep_html_days: int = 30
     keep_attempts_days: int = 30
@@ -87,14 +94,18 @@ class Settings:
             search_api_key=get("SEARCH_API_KEY") or get("MEILI_MASTER_KEY"),
             allow_hosts=allow_hosts,
             feeds_path=feeds_path,
-            user_agent=get("NEWSMON_USER_AGENT") or DEFAULT_USER_AGENT,
-            max_bytes=_int(get, "NEWSMON_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
-            connect_timeout=_float(get, "NEWSMON_CONNECT_TIMEOUT", 10.0),
-            read_timeout=_float(get, "NEWSMON_READ_TIMEOUT", 20.0),
-            total_timeout=_float(get, "NEWSMON_TOTAL_TIMEOUT", 60.0),
-            max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", 5, minimum=0),
+            user_agent=get("NEWSMON_USER_AGENT") or _FETCH.user_agent,
+            max_bytes=_int(get, "NEWSMON_MAX_BYTES", _FETCH.max_bytes, minimum=1024),
+            connect_timeout=_float(get, "NEWSMON_CONNECT_TIMEOUT", _FETCH.connect_timeout),
+            read_timeout=_float(get, "NEWSMON_READ_TIMEOUT", _FETCH.read_timeout),
+            total_timeout=_float(get, "NEWSMON_TOTAL_TIMEOUT", _FETCH.total_timeout),
+            max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", _FETCH.max_redirects, minimum=0),
             workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1, maximum=64),
-            min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", 0.5, allow_zero=True),
+            min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", _FETCH.min_host_interval, allow_zero=True),
+            smtp_url=get("NEWSMON_SMTP_URL"),
+            mail_from=get("NEWSMON_MAIL_FROM"),
+            base_url=_base_url(get("NEWSMON_BASE_URL")),
+            secret=get("NEWSMON_SECRET"),
             keep_html_days=_int(get, "NEWSMON_KEEP_HTML_DAYS", 30, minimum=0, maximum=36500),
             keep_attempts_days=_int(get, "NEWSMON_KEEP_ATTEMPTS_DAYS", 30, minimum=1, maximum=36500),
             outbox_max_attempts=_int(get, "NEWSMON_OUTBOX_MAX_ATTEMPTS", 5, minimum=1, maximum=1000),
@@ -148,3 +159,12 @@ def _float(get, name: str, default: float, *, allow_zero: bool = False) -> float
     if not ((0 <= value if allow_zero else 0 < value) and value < 3600):  # also rejects nan and inf
         raise ConfigError(f"{name}: must be between 0 and 3600 seconds, got {raw!r}")
     return value
+
+
+def _base_url(raw: str | None) -> str:
+    """The web UI's public address for links in e-mails: http(s)://host[:port][/prefix], no trailing slash."""
+    if raw is None:
+        return "http://127.0.0.1:8000"
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", raw):
+        raise ConfigError(f"NEWSMON_BASE_URL: expected http(s)://host[:port][/path], got {raw!r}")
+    return raw.rstrip("/")

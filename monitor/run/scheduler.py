@@ -83,6 +83,9 @@ def run_scheduler(app: App, *, workers: int = 1, tick_seconds: int = 60, stop_ev
     scheduler.add_job(lambda: metrics.index_refused(drain_index(app).rejected), "interval", seconds=30, id="drain")
     scheduler.add_job(lambda: housekeeping(app, pipeline), "interval", hours=6, id="housekeeping",
                       next_run_time=now + timedelta(minutes=1))
+    # Digest e-mails (monitor/digest/): due digests and pending opt-in mails, every minute.
+    from monitor.digest.job import add_digest_job
+    add_digest_job(scheduler, app)
 
     def stop(signum, _frame) -> None:
         log.warning("signal %s: stopping after the running job", signum)

@@ -1,7 +1,7 @@
 """index dead letters: outbox entries the search backend kept rejecting
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import monitor.storage.models
 
 
 revision = '0005'
-down_revision = '0001'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

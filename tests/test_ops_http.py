@@ -113,10 +113,11 @@ def test_healthz_and_metrics_of_a_running_worker(site_server, newsmon_env, tmp_p
 
 
 def test_healthz_is_503_while_no_pass_finishes(site_server, newsmon_env, tmp_path):
-    """A feed that takes 20 s holds the first pass; with passes stale after 15 s, /healthz says
-    503 and why, then 200 once the pass is through."""
+    """A feed that takes 25 s holds the first pass; with passes stale after 15 s (three 5 s
+    ticks), /healthz says 503 and why, then 200 once the pass is through."""
     port = _free_port()
-    proc = _start(tmp_path, [f"{site_server.base}/bad/slow?delay=20"], port, {"NEWSMON_STALE_PASS_SECONDS": "10"})
+    proc = _start(tmp_path, [f"{site_server.base}/bad/slow?delay=25"], port,
+                  {"NEWSMON_STALE_PASS_SECONDS": "10", "NEWSMON_READ_TIMEOUT": "40"})
     try:
         seen: list[tuple[int, dict]] = []
         deadline = time.monotonic() + 90

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.storage.models import Article, ArticleTopic, ArticleUrl, OutboxEntry, Story, utcnow
+from monitor.storage.models import Article, ArticlePage, ArticleTopic, ArticleUrl, OutboxEntry, Story, utcnow
 from monitor.stages.urls import safe_canonical
 
 # Below this much text a hash match says little (two empty or one-line bodies).
@@ -40,6 +40,7 @@ class ArticleCandidate:
     guid: str | None = None
     html: str | None = None
     summary: str | None = None
+    page_html: str | None = None  # the raw page the text came from, kept for re-extraction
     published_at: datetime | None = None
     language: str | None = None
     author: str | None = None
@@ -142,6 +143,7 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
         _add_aliases(session, existing.id, urls, cand.feed_id)
         if how == "duplicate-url" and _should_replace(existing, cand):
             _apply_fields(existing, cand)
+            _keep_page(session, existing.id, cand)
             _set_topics(session, existing, cand.topics)
             enqueue_index(session, existing.id)
             return SaveOutcome(existing.id, "updated")
@@ -168,11 +170,23 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
         _add_aliases(session, existing.id, _candidate_urls(cand), cand.feed_id)
         return SaveOutcome(existing.id, "duplicate-url")
     _add_aliases(session, article.id, _candidate_urls(cand), cand.feed_id, all_new=True)
+    _keep_page(session, article.id, cand)
     _set_topics(session, article, cand.topics)
     if clusterer is not None:
         clusterer(session, article)
     enqueue_index(session, article.id)
     return SaveOutcome(article.id, "new")
+
+
+def _keep_page(session: Session, article_id: int, cand: ArticleCandidate) -> None:
+    """Keep the raw page beside the article (replacing an older one); retention prunes it."""
+    if cand.page_html is None:
+        return
+    page = session.get(ArticlePage, article_id)
+    if page is None:
+        session.add(ArticlePage(article_id=article_id, url=cand.url[:2048], html=cand.page_html, fetched_at=utcnow()))
+    else:
+        page.url, page.html, page.fetched_at = cand.url[:2048], cand.page_html, utcnow()
 
 
 def _set_topics(session: Session, article: Article, topics: list[str]) -> None:

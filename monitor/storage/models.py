@@ -134,9 +134,7 @@ class Article(Base):
     guid: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
-    # The page as fetched (raw: re-extract it, never render it), or the feed's HTML sanitised with
-    # nh3; cleared after NEWSMON_KEEP_HTML_DAYS by `newsmon prune`.
-    html: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)  # sanitised with nh3
     summary: Mapped[str | None] = mapped_column(Text)
     text_source: Mapped[str] = mapped_column(String(20))  # page | feed-content | feed-summary
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
@@ -302,3 +300,16 @@ class IndexDeadLetter(Base):
     dead_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(Text)
+
+
+class ArticlePage(Base):
+    """The raw HTML of the page an article's text was extracted from, kept NEWSMON_KEEP_HTML_DAYS
+    days for re-extraction (`newsmon extract --article ID`); `newsmon prune` deletes older rows.
+    Unsanitised: never render it."""
+
+    __tablename__ = "article_pages"
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    html: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -90,7 +90,7 @@ class OpsFigures:
 
 def ops_figures(session: Session, *, overdue_after: timedelta, now: datetime | None = None) -> OpsFigures:
     """The database-wide numbers an operator watches (one query per figure, all cheap)."""
-    from monitor.storage.models import IndexDeadLetter, OutboxEntry
+    from monitor.storage.models import ArticlePage, IndexDeadLetter, OutboxEntry
 
     now = now or datetime.now(timezone.utc)
     counts = corpus_counts(session)
@@ -109,15 +109,19 @@ def ops_figures(session: Session, *, overdue_after: timedelta, now: datetime | N
         feeds_overdue=session.scalar(select(func.count(Feed.id)).where(
             enabled, Feed.next_fetch_at <= now - overdue_after)) or 0,
         feeds_failing=session.scalar(select(func.count(Feed.id)).where(enabled, Feed.consecutive_failures > 0)) or 0,
-        html_kept=session.scalar(select(func.count(Article.id)).where(Article.html.is_not(None))) or 0,
+        html_kept=session.scalar(select(func.count(ArticlePage.article_id))) or 0,
     )
 
 
 def stored_page(session: Session, article_id: int) -> tuple[str | None, str, str] | None:
-    """(kept page HTML or None, page URL, text source) of an article; None when there is none."""
+    """(kept raw page HTML or None, page URL, text source) of an article; None when there is none."""
+    from monitor.storage.models import ArticlePage
+
     if article_id > 2**63 - 1:
         return None
-    row = session.execute(select(Article.html, Article.url, Article.text_source).where(Article.id == article_id)).first()
+    row = session.execute(select(ArticlePage.html, Article.url, Article.text_source)
+                          .select_from(Article).outerjoin(ArticlePage, ArticlePage.article_id == Article.id)
+                          .where(Article.id == article_id)).first()
     return None if row is None else (row[0], row[1], row[2])
 
 

@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "recluster": "monitor.cli.stories:recluster",
     "cluster": "monitor.cli.stories:cluster",
     "demo": "monitor.cli.demo:demo",
+    "serve": "monitor.cli.web:serve",
+    "users": "monitor.cli.web:users",
 }
 
 # One-line help shown by `newsmon --help` without importing every command module.
@@ -44,6 +46,8 @@ SHORT_HELP: dict[str, str] = {
     "recluster": "Recompute duplicates and stories with the current settings.",
     "cluster": "Dedup and story-cluster a JSONL file offline (no database).",
     "demo": "The whole flow offline on the bundled sample news site.",
+    "serve": "Serve the web UI and JSON API (default http://127.0.0.1:8000/).",
+    "users": "Web accounts: add, list, remove, passwd.",
 }
 
 

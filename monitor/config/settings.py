@@ -42,6 +42,11 @@ class Settings:
     max_redirects: int
     workers: int
     min_host_interval: float = 0.5
+    # Web UI (monitor/web): cookie-signing secret (None: a random one kept in $NEWSMON_HOME),
+    # every page behind a login, and the public address used in links of feeds and emails.
+    secret: str | None = None
+    require_login: bool = False
+    base_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> "Settings":
@@ -88,6 +93,9 @@ class Settings:
             max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", 5, minimum=0),
             workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1),
             min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", 0.5, allow_zero=True),
+            secret=_secret(get),
+            require_login=_bool(get, "NEWSMON_REQUIRE_LOGIN", False),
+            base_url=_base_url(get),
         )
 
 
@@ -115,3 +123,30 @@ def _float(get, name: str, default: float, *, allow_zero: bool = False) -> float
     if not ((0 <= value if allow_zero else 0 < value) and value < 3600):  # also rejects nan and inf
         raise ConfigError(f"{name}: must be between 0 and 3600 seconds, got {raw!r}")
     return value
+
+
+def _bool(get, name: str, default: bool) -> bool:
+    raw = get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected yes/no (1/0, true/false), got {raw!r}")
+
+
+def _secret(get) -> str | None:
+    raw = get("NEWSMON_SECRET")
+    if raw is not None and len(raw) < 16:
+        raise ConfigError("NEWSMON_SECRET: use at least 16 characters (it signs login cookies)")
+    return raw
+
+
+def _base_url(get) -> str | None:
+    raw = get("NEWSMON_BASE_URL")
+    if raw is None:
+        return None
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", raw):
+        raise ConfigError(f"NEWSMON_BASE_URL: expected http(s)://host[/path], got {raw!r}")
+    return raw.rstrip("/")

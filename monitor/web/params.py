@@ -92,7 +92,7 @@ def _one(args: Mapping[str, Sequence[str]], name: str) -> str | None:
     return value or None
 
 
-def _int(args, name: str, default: int, lo: int, hi: int) -> int:
+def int_param(args, name: str, default: int, lo: int, hi: int) -> int:
     raw = _one(args, name)
     if raw is None:
         return default
@@ -161,7 +161,7 @@ def parse_params(args: Mapping[str, Sequence[str]], *, known_topics: Iterable[st
     return SearchParams(
         q=q, topics=tuple(topics), sources=tuple(_many(args, "source")), languages=tuple(languages),
         since=since, until=until, sort=sort, collapse=collapse, sort_given=sort_raw is not None,
-        limit=_int(args, "limit", default_limit, 1, max_limit), offset=_int(args, "offset", 0, 0, MAX_OFFSET),
+        limit=int_param(args, "limit", default_limit, 1, max_limit), offset=int_param(args, "offset", 0, 0, MAX_OFFSET),
     )
 
 

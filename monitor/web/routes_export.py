@@ -16,7 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from search.backend import strip_marks
 
 from monitor.storage.queries import export_rows, source_names
-from monitor.web.params import SearchParams, multi_dict, parse_params
+from monitor.web.params import SearchParams, int_param, multi_dict, parse_params
 
 router = APIRouter(tags=["export"])
 BATCH = 500
@@ -25,22 +25,32 @@ CSV_COLUMNS = ["id", "published", "source", "source_name", "title", "url", "topi
 ATOM_ENTRIES = 50
 
 
-def export_params(request: Request) -> SearchParams:
-    """The search's parameters; all matching articles (not one per story) unless collapse=1 is asked for."""
+MAX_EXPORT_ROWS = 100_000_000
+
+
+def export_params(request: Request) -> tuple[SearchParams, int | None]:
+    """The search's parameters and the most rows wanted (``limit``; default all). Every matching
+    article is a row (not one per story) unless collapse=1 is asked for; ``offset`` skips rows."""
     args = multi_dict(request.query_params)
+    max_rows = None
+    if args.get("limit"):
+        max_rows = int_param(args, "limit", 0, 1, MAX_EXPORT_ROWS)
     args.pop("limit", None)
-    args.pop("offset", None)
-    return parse_params(args, known_topics=request.app.state.known_topics, default_collapse=False)
+    return parse_params(args, known_topics=request.app.state.known_topics, default_collapse=False), max_rows
 
 
-def iter_export(ctx, params: SearchParams, *, with_text: bool) -> Iterator[dict]:
+def iter_export(ctx, params: SearchParams, *, with_text: bool, max_rows: int | None = None) -> Iterator[dict]:
     """Every matching article, a batch of ids from the backend and their rows from the store at a time."""
-    offset = 0
-    while True:
-        res = ctx.backend.search(params.query(limit=BATCH, offset=offset))
+    offset = params.offset
+    left = max_rows
+    while left is None or left > 0:
+        want = BATCH if left is None else min(BATCH, left)
+        res = ctx.backend.search(params.query(limit=want, offset=offset))
         ids = [int(h.id) for h in res.hits if h.id.isdigit()]
         if not res.hits:
             return
+        if left is not None:
+            left -= len(res.hits)
         with ctx.db.session() as s:
             rows = export_rows(s, ids, with_text=with_text)
         for aid in ids:
@@ -85,9 +95,9 @@ def _filename(ext: str) -> str:
     return f"newsmon-export-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.{ext}"
 
 
-def _first_batch(ctx, params, with_text):
+def _first_batch(ctx, params, with_text, max_rows=None):
     """Run the first backend call before the response starts, so a bad query is a 4xx, not a cut stream."""
-    it = iter_export(ctx, params, with_text=with_text)
+    it = iter_export(ctx, params, with_text=with_text, max_rows=max_rows)
     first = next(it, None)
 
     def rest():
@@ -101,9 +111,9 @@ def _first_batch(ctx, params, with_text):
 @router.get("/export.csv", summary="Export a search as CSV (streamed)")
 async def export_csv(request: Request, q: str | None = Query(None, description="Same parameters as /api/v1/search.")):
     """All matching articles, one row each: id, published, source, title, url, topics, story, language, author, word count."""
-    params = export_params(request)
+    params, max_rows = export_params(request)
     ctx = request.app.state.ctx
-    rows = await run_in_threadpool(_first_batch, ctx, params, False)
+    rows = await run_in_threadpool(_first_batch, ctx, params, False, max_rows)
     return StreamingResponse(csv_lines(rows), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{_filename("csv")}"'})
 
@@ -111,9 +121,9 @@ async def export_csv(request: Request, q: str | None = Query(None, description="
 @router.get("/export.jsonl", summary="Export a search as JSON lines with the text (streamed)")
 async def export_jsonl(request: Request, q: str | None = Query(None, description="Same parameters as /api/v1/search.")):
     """One JSON object per matching article with the CSV's columns plus the extracted text."""
-    params = export_params(request)
+    params, max_rows = export_params(request)
     ctx = request.app.state.ctx
-    rows = await run_in_threadpool(_first_batch, ctx, params, True)
+    rows = await run_in_threadpool(_first_batch, ctx, params, True, max_rows)
     return StreamingResponse(jsonl_lines(rows), media_type="application/x-ndjson; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{_filename("jsonl")}"'})
 
@@ -160,7 +170,7 @@ def atom_feed(ctx, params: SearchParams, base: str) -> bytes:
 @router.get("/feeds/search.atom", summary="A search as an Atom feed")
 async def search_atom(request: Request, q: str | None = Query(None, description="Same parameters as /api/v1/search.")):
     """The newest 50 matching articles, for a feed reader."""
-    params = export_params(request)
+    params, _ = export_params(request)
     base = request.app.state.base_url or str(request.base_url).rstrip("/")
     body = await run_in_threadpool(atom_feed, request.app.state.ctx, params, base)
     return Response(body, media_type="application/atom+xml; charset=utf-8")

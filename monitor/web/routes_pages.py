@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException
 
 from search.query import QuerySyntaxError
@@ -42,6 +43,11 @@ async def search_page(request: Request):
                                            "topics": request.app.state.known_topics})
 
 
+@router.get("/favicon.ico")
+async def favicon():
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/help")
 async def help_page(request: Request):
     return render(request, "help.html", {"topics": request.app.state.known_topics})
@@ -69,6 +75,7 @@ def _story_view(ctx, story_id: int):
         names = source_names(s, list(by_id))
     for a in data["articles"]:
         a["source_name"] = names.get(a["id"], a["source"])
+    data["source_count"] = len({a["source_name"] for a in data["articles"]}) or data["source_count"]
     chart = build_chart(days, {}, since=None, until=None,
                         href=lambda st, en: f"/stories/{story_id}?since={st.isoformat()}&until={en.isoformat()}")
     return {"story": data, "originals": originals, "copies": copies, "chart": chart}

@@ -37,7 +37,7 @@ class SearchView:
 def hit_json(hit: Hit, item: ResultItem | None = None) -> dict:
     out = {"id": hit.id, "title": hit.title, "url": hit.url, "source": hit.source,
            "published": hit.published_at.isoformat() if hit.published_at else None, "topics": hit.topics,
-           "snippet": hit.snippet, "story_id": hit.story_id, "story_size": hit.story_size, "score": hit.score,
+           "title_html": hit.title_html, "snippet": hit.snippet, "story_id": hit.story_id, "story_size": hit.story_size, "score": hit.score,
            "language": hit.language, "is_duplicate": hit.is_duplicate}
     if item is not None:
         out["source_name"] = item.source_name
@@ -61,7 +61,7 @@ def enrich(db, hits: list[Hit]) -> list[ResultItem]:
         info = stories.get(int(h.story_id)) if h.story_id and h.story_id.isdigit() else None
         if info:
             item.story_articles = info["article_count"]
-            item.story_source_count = info["source_count"]
+            item.story_source_count = len(info["sources"]) or info["source_count"]
             item.other_sources = [x for x in info["sources"] if x != name]
         items.append(item)
     return items

@@ -10,6 +10,7 @@ MAX_DAY_BUCKETS = 120
 MAX_WEEK_BUCKETS = 160
 WIDTH, HEIGHT = 880, 200
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 34
+MAX_BAR = 56
 SERIES_CLASSES = ("s1", "s2", "s3", "s4", "s5")
 
 
@@ -153,8 +154,9 @@ def build_chart(total: dict[date, int], series: dict[str, dict[date, int]], *,
     bars = []
     for i, b in enumerate(buckets):
         h = plot_h * b.count / ymax if ymax else 0
-        bars.append(Bar(x=round(LEFT + i * slot + gap / 2, 2), y=round(TOP + plot_h - h, 2),
-                        w=round(max(slot - gap, 1), 2), h=round(h, 2), label=_label(b.start, b.end, interval),
+        w = min(max(slot - gap, 1), MAX_BAR)
+        bars.append(Bar(x=round(LEFT + i * slot + (slot - w) / 2, 2), y=round(TOP + plot_h - h, 2),
+                        w=round(w, 2), h=round(h, 2), label=_label(b.start, b.end, interval),
                         count=b.count, href=href(b.start, b.end)))
     lines = []
     for k, name in enumerate(series):

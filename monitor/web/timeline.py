@@ -85,9 +85,19 @@ def choose_interval(first: date, last: date) -> str:
     return "month"
 
 
-def regroup(days: dict[date, int], first: date, last: date, interval: str) -> list[tuple[date, date, int]]:
-    """Day counts summed into consecutive buckets covering first..last (empty ones included)."""
-    out: list[tuple[date, date, int]] = []
+def _bucket_index(interval: str, origin: date):
+    """A function from a day to its bucket number counted from the bucket holding `origin`."""
+    if interval == "day":
+        return lambda d: (d - origin).days
+    if interval == "week":
+        monday = origin - timedelta(days=origin.weekday())
+        return lambda d: (d - monday).days // 7
+    return lambda d: (d.year - origin.year) * 12 + d.month - origin.month
+
+
+def bucket_ranges(first: date, last: date, interval: str) -> list[tuple[date, date]]:
+    """Consecutive (start, inclusive end) buckets covering first..last."""
+    out: list[tuple[date, date]] = []
     if interval == "day":
         start, step = first, lambda d: d + timedelta(days=1)
     elif interval == "week":
@@ -96,19 +106,22 @@ def regroup(days: dict[date, int], first: date, last: date, interval: str) -> li
         start, step = _month_start(first), _next_month
     while start <= last:
         nxt = step(start)
-        out.append((start, nxt - timedelta(days=1), 0))
+        out.append((start, nxt - timedelta(days=1)))
         start = nxt
-    if not out:
-        return out
-    starts = [b[0] for b in out]
-    counts = [0] * len(out)
-    import bisect
+    return out
 
+
+def regroup(days: dict[date, int], first: date, last: date, interval: str) -> list[tuple[date, date, int]]:
+    """Day (or week-start) counts summed into consecutive buckets covering first..last (empty ones included)."""
+    ranges = bucket_ranges(first, last, interval)
+    counts = [0] * len(ranges)
+    index = _bucket_index(interval, first)
     for d, c in days.items():
-        i = bisect.bisect_right(starts, d) - 1
-        if 0 <= i < len(out):
-            counts[i] += c
-    return [(s, e, c) for (s, e, _), c in zip(out, counts)]
+        if c:
+            i = index(d)
+            if 0 <= i < len(counts):
+                counts[i] += c
+    return [(s, e, c) for (s, e), c in zip(ranges, counts)]
 
 
 def _nice_max(n: int) -> int:

@@ -353,3 +353,62 @@ def test_extra_routers_are_mounted(ctx):
         assert c.post("/digest/subscribe").status_code == 403
         token = csrf_of(c.get("/login").text)
         assert c.post("/digest/subscribe", data={"csrf_token": token}).json() == {"user": None}
+
+
+def test_search_backend_down_is_503_and_the_rest_carries_on(ctx, home):
+    """A search index that does not answer: search pages say so (503), DB pages keep working."""
+    import socket
+    from dataclasses import replace
+
+    with socket.socket() as s:  # a port on this machine with nothing listening
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    broken = App(replace(ctx.settings, search_url=dead))
+    try:
+        with TestClient(create_app(broken)) as c:
+            r = c.get("/", params={"q": "NATO"})
+            assert r.status_code == 503 and "search index is not answering" in r.text
+            assert c.get("/api/v1/search").status_code == 503
+            h = c.get("/healthz")
+            assert h.status_code == 503 and h.json() == {"status": "unavailable", "database": True, "search": False}
+            assert c.get("/feeds").status_code == 200
+            assert c.get("/api/v1/stories/1").status_code in (200, 404)
+    finally:
+        broken.close()
+
+
+def test_fetch_now_runs_one_feed_in_the_background(client):
+    import time
+
+    login(client)
+    token = csrf_of(client.get("/admin/feeds").text)
+    feed = next(f for f in client.get("/api/v1/feeds").json() if f["url"].endswith("/hostile.rss"))
+    r = client.post(f"/admin/feeds/{feed['id']}/fetch", data={"csrf_token": token})
+    assert "fetching" in r.text
+    for _ in range(200):
+        now = next(f for f in client.get("/api/v1/feeds").json() if f["id"] == feed["id"])
+        if now["last_fetched_at"] != feed["last_fetched_at"]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("fetch now did not fetch the feed")
+    assert now["status"] == "ok" and now["consecutive_failures"] == 0
+
+
+def test_story_timeline_bar_narrows_the_members(client):
+    grouped = client.get("/api/v1/search", params={"limit": 1000, "collapse": 1}).json()
+    story = None
+    for hit in grouped["hits"]:
+        s = client.get(f"/api/v1/stories/{hit['story_id']}").json()
+        if len(s["timeline"]) > 1:
+            story = s
+            break
+    if story is None:
+        pytest.fail("the fixture site has stories spread over several days; none found")
+    day = story["timeline"][0]
+    page = client.get(f"/stories/{story['id']}", params={"since": day["day"], "until": day["day"]}).text
+    shown = set(re.findall(r'<li class="member">.*?href="/articles/(\d+)"', page, re.S))
+    expected = {str(a["id"]) for a in story["articles"]
+                if not a["duplicate_of"] and (a["published"] or "")[:10] == day["day"]}
+    assert expected and expected <= shown
+    assert client.get(f"/stories/{story['id']}", params={"since": "bad"}).status_code == 400

@@ -212,3 +212,19 @@ def list_users(session: Session) -> list:
     from monitor.storage.models import User
 
     return list(session.scalars(select(User).order_by(User.email)))
+
+
+def names_of_sources(session: Session, hosts: list[str]) -> dict[str, str]:
+    """The publication name most often seen for each source host (for facet labels)."""
+    if not hosts:
+        return {}
+    rows = session.execute(
+        select(Article.source, func.coalesce(Article.site_name, Feed.name, Feed.title), func.count())
+        .outerjoin(Feed, Feed.id == Article.feed_id).where(Article.source.in_(hosts))
+        .group_by(Article.source, func.coalesce(Article.site_name, Feed.name, Feed.title))
+    ).all()
+    best: dict[str, tuple[int, str]] = {}
+    for host, name, n in rows:
+        if name and (host not in best or n > best[host][0]):
+            best[host] = (n, name)
+    return {h: v[1] for h, v in best.items()}

@@ -104,7 +104,7 @@ def int_param(args, name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def _day(args, name: str) -> date | None:
+def day_param(args, name: str) -> date | None:
     raw = _one(args, name)
     if raw is None:
         return None
@@ -142,7 +142,7 @@ def parse_params(args: Mapping[str, Sequence[str]], *, known_topics: Iterable[st
     for x in languages:
         if not _LANG.match(x):
             raise ParamError("language", f"expected a language code such as en or pt-br, got {x[:40]!r}")
-    since, until = _day(args, "since"), _day(args, "until")
+    since, until = day_param(args, "since"), day_param(args, "until")
     if since and until and since > until:
         raise ParamError("since", f"{since} is after until ({until})")
     sort_raw = _one(args, "sort")

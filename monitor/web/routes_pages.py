@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from search.query import QuerySyntaxError
 
 from monitor.storage.queries import article_detail, feed_health, story_day_counts, story_detail
-from monitor.web.params import SearchParams, multi_dict, parse_params
+from monitor.web.params import SearchParams, day_param, multi_dict, parse_params
 from monitor.web.service import run_search
 from monitor.web.timeline import build_chart
 from monitor.web.ui import render
@@ -53,7 +53,7 @@ async def help_page(request: Request):
     return render(request, "help.html", {"topics": request.app.state.known_topics})
 
 
-def _story_view(ctx, story_id: int):
+def _story_view(ctx, story_id: int, since=None, until=None):
     with ctx.db.session() as s:
         data = story_detail(s, story_id)
         if data is None:
@@ -78,13 +78,22 @@ def _story_view(ctx, story_id: int):
     data["source_count"] = len({a["source_name"] for a in data["articles"]}) or data["source_count"]
     chart = build_chart(days, {}, since=None, until=None,
                         href=lambda st, en: f"/stories/{story_id}?since={st.isoformat()}&until={en.isoformat()}")
-    return {"story": data, "originals": originals, "copies": copies, "chart": chart}
+    if since or until:  # a bar was clicked: show the articles of that period only
+
+        def inside(a) -> bool:
+            day = a["published"].date() if a["published"] else None
+            return day is not None and (since is None or day >= since) and (until is None or day <= until)
+
+        originals = [a for a in originals if inside(a) or any(inside(c) for c in copies.get(a["id"], []))]
+    return {"story": data, "originals": originals, "copies": copies, "chart": chart, "since": since, "until": until}
 
 
 @router.get("/stories/{story_id}")
 async def story_page(request: Request, story_id: str):
     sid = parse_id(story_id, "story")
-    view = await run_in_threadpool(_story_view, request.app.state.ctx, sid)
+    args = multi_dict(request.query_params)
+    since, until = day_param(args, "since"), day_param(args, "until")
+    view = await run_in_threadpool(_story_view, request.app.state.ctx, sid, since, until)
     if view is None:
         raise HTTPException(404, f"no such story: {sid}")
     return render(request, "story.html", view)

@@ -32,6 +32,7 @@ class SearchView:
     facets: dict[str, list[tuple[str, int]]]
     chart: Chart | None
     article_total: int | None = None  # matching articles when results are collapsed into stories
+    source_names: dict[str, str] = field(default_factory=dict)  # facet host -> publication name
 
 
 def hit_json(hit: Hit, item: ResultItem | None = None) -> dict:
@@ -112,4 +113,8 @@ def run_search(backend: SearchBackend, db, params: SearchParams, *, with_facets:
     if with_timeline:
         href = timeline_href or range_href(params)
         chart = search_chart(backend, params, facets, href)
-    return SearchView(params, results, enrich(db, results.hits), facets, chart, article_total)
+    from monitor.storage.queries import names_of_sources
+
+    with db.session() as s:
+        names = names_of_sources(s, [v for v, _ in facets.get("source", [])])
+    return SearchView(params, results, enrich(db, results.hits), facets, chart, article_total, names)

@@ -412,3 +412,16 @@ def test_story_timeline_bar_narrows_the_members(client):
                 if not a["duplicate_of"] and (a["published"] or "")[:10] == day["day"]}
     assert expected and expected <= shown
     assert client.get(f"/stories/{story['id']}", params={"since": "bad"}).status_code == 400
+
+
+@pytest.mark.parametrize("params", [
+    {"q": "\x00"}, {"q": "*"}, {"q": "NOT"}, {"q": "-"}, {"q": "a*"}, {"q": "((((((((((((((((((((((((((((((((((x"},
+    {"q": "NATO OR " * 40 + "aid"}, {"source": "%"}, {"topic": ""}, {"language": "EN"}, {"offset": "99999999"},
+    {"q": "\u202e\ufeff"}, {"since": "0000-01-01"}, {"until": "9999-12-31"}, {"limit": "1e3"},
+])
+def test_odd_input_never_500(client, params):
+    for path in ("/", "/api/v1/search", "/api/v1/timeline", "/export.jsonl", "/feeds/search.atom"):
+        r = client.get(path, params=params)
+        assert r.status_code < 500, (path, params, r.text[:300])
+        if r.status_code >= 400:
+            assert r.status_code == 400

@@ -15,6 +15,7 @@ from monitor.errors import NewsmonError
 _LANG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 MAX_FILTER_VALUES = 20
 MAX_OFFSET = 1_000_000
+MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
 class ParamError(NewsmonError, ValueError):
@@ -111,9 +112,12 @@ def day_param(args, name: str) -> date | None:
     try:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
             raise ValueError
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise ParamError(name, f"expected a date like 2025-02-10, got {raw[:40]!r}") from None
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise ParamError(name, f"the year must be between {MIN_YEAR} and {MAX_YEAR}, got {day.year}")
+    return day
 
 
 def _many(args, name: str) -> list[str]:

@@ -72,11 +72,11 @@ async def api_search(request: Request, q: str | None = Q, topic: list[str] | Non
         items = enrich(ctx.db, res.hits)
         out = {"total": res.total, "offset": res.offset, "limit": res.limit, "collapsed": params.collapse,
                "hits": [hit_json(i.hit, i) for i in items]}
-        fac = ctx.backend.facets(params.query(collapse=False)) if (want_facets or want_timeline) else None
         if want_facets:
+            fac = ctx.backend.facets(params.query(collapse=False))
             out["facets"] = {k: [{"value": v, "count": c} for v, c in vals] for k, vals in fac.items()}
         if want_timeline:
-            out["timeline"] = _chart_json(search_chart(ctx.backend, params, fac, lambda s, e: ""))
+            out["timeline"] = _chart_json(search_chart(ctx.backend, params, request.app.state.known_topics, lambda s, e: ""))
         return out
 
     return await run_in_threadpool(work)
@@ -86,13 +86,12 @@ async def api_search(request: Request, q: str | None = Q, topic: list[str] | Non
 async def api_timeline(request: Request, q: str | None = Q, topic: list[str] | None = TOPIC,
                        source: list[str] | None = SOURCE, language: list[str] | None = LANGUAGE,
                        since: str | None = SINCE, until: str | None = UNTIL):
-    """Buckets per day (per week or month over long ranges) with one count per top topic."""
+    """Buckets per day (per week or month over long ranges) with one count per monitored topic."""
     params = _params(request)
     ctx = request.app.state.ctx
 
     def work():
-        fac = ctx.backend.facets(params.query(collapse=False), fields=["topics"])
-        return _chart_json(search_chart(ctx.backend, params, fac, lambda s, e: ""))
+        return _chart_json(search_chart(ctx.backend, params, request.app.state.known_topics, lambda s, e: ""))
 
     return await run_in_threadpool(work)
 

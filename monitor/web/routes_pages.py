@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -38,7 +39,7 @@ async def search_page(request: Request):
         return render(request, "search.html", {
             "params": SearchParams(q=typed), "view": None, "syntax_error": exc, "typed": typed,
             "error_pos": exc.position, "topics": request.app.state.known_topics}, status=400)
-    view = await run_in_threadpool(run_search, ctx.backend, ctx.db, params)
+    view = await run_in_threadpool(partial(run_search, topics=request.app.state.known_topics), ctx.backend, ctx.db, params)
     return render(request, "search.html", {"params": params, "view": view, "syntax_error": None,
                                            "topics": request.app.state.known_topics})
 

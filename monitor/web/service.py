@@ -3,6 +3,7 @@ search backend protocol plus the store (publication names, story sizes)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -12,7 +13,7 @@ from monitor.storage.queries import source_names, story_sources
 from monitor.web.params import SearchParams
 from monitor.web.timeline import Chart, build_chart, choose_interval
 
-TIMELINE_SERIES = 4
+TIMELINE_SERIES = 5
 
 
 @dataclass
@@ -72,24 +73,43 @@ def _counts(backend: SearchBackend, q, interval: str) -> dict[date, int]:
     return {b.start: b.count for b in backend.timeline(q, interval) if b.count}
 
 
-def search_chart(backend: SearchBackend, params: SearchParams, facets: dict | None, href) -> Chart:
-    """Matches per day (regrouped by week or month over long ranges), one line per top topic.
+# The backend calls of one page are independent reads: run them side by side (SQLite releases the
+# GIL while it works, and each thread has its own connection in the embedded backend).
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="newsmon-search")
+
+
+def _series_topics(params: SearchParams, topics: list[str]) -> list[str]:
+    """The monitored topics drawn as lines; none when the search is already narrowed to one."""
+    if len(params.topics) == 1:
+        return []
+    return list(topics)[:TIMELINE_SERIES]
+
+
+def _chart_interval(params: SearchParams) -> str | None:
+    return choose_interval(params.since, params.until) if params.since and params.until else None
+
+
+def search_chart(backend: SearchBackend, params: SearchParams, topics: list[str], href,
+                 total: dict[date, int] | None = None, series: dict[str, dict[date, int]] | None = None) -> Chart:
+    """Matches per day (regrouped by week or month over long ranges), one line per monitored topic.
 
     The backend is asked for weeks when the range is known to be long: a week bucket of the
     backend (Monday-based) is exactly a bucket of the chart, and 7x fewer to fill."""
-    base = params.query(limit=0, offset=0, collapse=False)
-    known = choose_interval(params.since, params.until) if params.since and params.until else None
-    total = _counts(backend, base, "week" if known == "week" else "day")
-    interval = known
-    if interval is None and total:
-        interval = choose_interval(params.since or min(total), params.until or max(total))
-    series: dict[str, dict[date, int]] = {}
-    topics = [t for t, _ in (facets or {}).get("topics", [])][:TIMELINE_SERIES]
-    if len(topics) > 1 or (topics and not params.topics):
-        for t in topics:
-            q = params.query(limit=0, offset=0, collapse=False, topics=tuple(dict.fromkeys(params.topics + (t,))))
-            series[t] = _counts(backend, q, "week" if interval == "week" else "day")
+    if total is None or series is None:
+        total, series = timeline_counts(backend, params, topics)
     return build_chart(total, series, since=params.since, until=params.until, href=href)
+
+
+def _topic_query(params: SearchParams, topic: str):
+    return params.query(limit=0, offset=0, collapse=False, topics=tuple(dict.fromkeys(params.topics + (topic,))))
+
+
+def timeline_counts(backend: SearchBackend, params: SearchParams, topics: list[str]):
+    interval = "week" if _chart_interval(params) == "week" else "day"
+    base = params.query(limit=0, offset=0, collapse=False)
+    jobs = {t: _POOL.submit(_counts, backend, _topic_query(params, t), interval) for t in _series_topics(params, topics)}
+    total = _counts(backend, base, interval)
+    return total, {t: f.result() for t, f in jobs.items()}
 
 
 def range_href(params: SearchParams, path: str = "/"):
@@ -102,19 +122,27 @@ def range_href(params: SearchParams, path: str = "/"):
     return lambda s, e: f"{prefix}since={s.isoformat()}&until={e.isoformat()}"
 
 
-def run_search(backend: SearchBackend, db, params: SearchParams, *, with_facets: bool = True,
-               with_timeline: bool = True, timeline_href=None) -> SearchView:
-    results = backend.search(params.query())
-    facets = backend.facets(params.query(collapse=False), limit=10) if with_facets else {}
-    article_total = None
-    if params.collapse:
-        article_total = backend.search(params.query(collapse=False, limit=0, offset=0)).total
-    chart = None
-    if with_timeline:
-        href = timeline_href or range_href(params)
-        chart = search_chart(backend, params, facets, href)
+def run_search(backend: SearchBackend, db, params: SearchParams, *, topics: list[str] = (),
+               with_facets: bool = True, with_timeline: bool = True, timeline_href=None) -> SearchView:
+    """Everything the search page shows; the backend calls run in parallel."""
     from monitor.storage.queries import names_of_sources
 
+    interval = "week" if _chart_interval(params) == "week" else "day"
+    f_results = _POOL.submit(backend.search, params.query())
+    f_facets = _POOL.submit(backend.facets, params.query(collapse=False), limit=10) if with_facets else None
+    f_count = (_POOL.submit(backend.search, params.query(collapse=False, limit=0, offset=0))
+               if params.collapse else None)
+    f_series = ({t: _POOL.submit(_counts, backend, _topic_query(params, t), interval)
+                 for t in _series_topics(params, topics)} if with_timeline else {})
+    total = _counts(backend, params.query(limit=0, offset=0, collapse=False), interval) if with_timeline else None
+    results = f_results.result()
+    items = enrich(db, results.hits)
+    facets = f_facets.result() if f_facets else {}
     with db.session() as s:
         names = names_of_sources(s, [v for v, _ in facets.get("source", [])])
-    return SearchView(params, results, enrich(db, results.hits), facets, chart, article_total, names)
+    chart = None
+    if with_timeline:
+        series = {t: f.result() for t, f in f_series.items()}
+        chart = search_chart(backend, params, topics, timeline_href or range_href(params), total, series)
+    article_total = f_count.result().total if f_count else None
+    return SearchView(params, results, items, facets, chart, article_total, names)

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from monitor.storage.queries import article_detail, feed_health, story_day_counts, story_detail
 from monitor.web.params import ParamError, multi_dict, parse_params
 from monitor.web.routes_pages import feed_status, parse_id
-from monitor.web.service import enrich, hit_json, search_chart
+from monitor.web.service import call, enrich, hit_json, search_chart
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -68,12 +68,12 @@ async def api_search(request: Request, q: str | None = Q, topic: list[str] | Non
     ctx = request.app.state.ctx
 
     def work():
-        res = ctx.backend.search(params.query())
+        res = call(ctx.backend.search, params.query())
         items = enrich(ctx.db, res.hits)
         out = {"total": res.total, "offset": res.offset, "limit": res.limit, "collapsed": params.collapse,
                "hits": [hit_json(i.hit, i) for i in items]}
         if want_facets:
-            fac = ctx.backend.facets(params.query(collapse=False))
+            fac = call(ctx.backend.facets, params.query(collapse=False))
             out["facets"] = {k: [{"value": v, "count": c} for v, c in vals] for k, vals in fac.items()}
         if want_timeline:
             out["timeline"] = _chart_json(search_chart(ctx.backend, params, request.app.state.known_topics, lambda s, e: ""))
@@ -168,7 +168,7 @@ async def healthz(request: Request):
         except Exception:  # any failure means "not healthy"; the answer says which part
             pass
         try:
-            backend_ok = bool(ctx.backend.health())
+            backend_ok = bool(call(lambda: ctx.backend.health()))
         except Exception:
             pass
         return db_ok, backend_ok

@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from search.backend import strip_marks
 
 from monitor.storage.queries import export_rows, source_names
+from monitor.web.service import call
 from monitor.web.params import SearchParams, int_param, multi_dict, parse_params
 
 router = APIRouter(tags=["export"])
@@ -45,7 +46,7 @@ def iter_export(ctx, params: SearchParams, *, with_text: bool, max_rows: int | N
     left = max_rows
     while left is None or left > 0:
         want = BATCH if left is None else min(BATCH, left)
-        res = ctx.backend.search(params.query(limit=want, offset=offset))
+        res = call(ctx.backend.search, params.query(limit=want, offset=offset))
         ids = [int(h.id) for h in res.hits if h.id.isdigit()]
         if not res.hits:
             return
@@ -132,7 +133,7 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 def atom_feed(ctx, params: SearchParams, base: str) -> bytes:
-    res = ctx.backend.search(params.query(sort="date", limit=ATOM_ENTRIES, offset=0, collapse=False))
+    res = call(ctx.backend.search, params.query(sort="date", limit=ATOM_ENTRIES, offset=0, collapse=False))
     with ctx.db.session() as s:
         names = source_names(s, [int(h.id) for h in res.hits if h.id.isdigit()])
     ET.register_namespace("", ATOM_NS)

@@ -78,6 +78,33 @@ def _counts(backend: SearchBackend, q, interval: str) -> dict[date, int]:
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="newsmon-search")
 
 
+def call(fn, *args, **kwargs):
+    """Run one backend call on the pool: at most 8 threads (hence 8 index connections) touch the backend."""
+    return _POOL.submit(fn, *args, **kwargs).result()
+
+
+_NAMES: dict[str, tuple[float, str | None]] = {}
+NAMES_TTL = 600.0
+
+
+def publication_names(db, hosts: list[str]) -> dict[str, str]:
+    """Host -> publication name, remembered for ten minutes (names change rarely; lookups add up)."""
+    import time
+
+    from monitor.storage.queries import names_of_sources
+
+    now = time.monotonic()
+    missing = [h for h in hosts if h not in _NAMES or now - _NAMES[h][0] > NAMES_TTL]
+    if missing:
+        with db.session() as s:
+            found = names_of_sources(s, missing)
+        for h in missing:
+            _NAMES[h] = (now, found.get(h))
+        if len(_NAMES) > 10_000:
+            _NAMES.clear()
+    return {h: _NAMES[h][1] for h in hosts if h in _NAMES and _NAMES[h][1]}
+
+
 def _series_topics(params: SearchParams, topics: list[str]) -> list[str]:
     """The monitored topics drawn as lines; none when the search is already narrowed to one."""
     if len(params.topics) == 1:
@@ -108,7 +135,7 @@ def timeline_counts(backend: SearchBackend, params: SearchParams, topics: list[s
     interval = "week" if _chart_interval(params) == "week" else "day"
     base = params.query(limit=0, offset=0, collapse=False)
     jobs = {t: _POOL.submit(_counts, backend, _topic_query(params, t), interval) for t in _series_topics(params, topics)}
-    total = _counts(backend, base, interval)
+    total = call(_counts, backend, base, interval)
     return total, {t: f.result() for t, f in jobs.items()}
 
 
@@ -125,8 +152,6 @@ def range_href(params: SearchParams, path: str = "/"):
 def run_search(backend: SearchBackend, db, params: SearchParams, *, topics: list[str] = (),
                with_facets: bool = True, with_timeline: bool = True, timeline_href=None) -> SearchView:
     """Everything the search page shows; the backend calls run in parallel."""
-    from monitor.storage.queries import names_of_sources
-
     interval = "week" if _chart_interval(params) == "week" else "day"
     f_results = _POOL.submit(backend.search, params.query())
     f_facets = _POOL.submit(backend.facets, params.query(collapse=False), limit=10) if with_facets else None
@@ -134,12 +159,13 @@ def run_search(backend: SearchBackend, db, params: SearchParams, *, topics: list
                if params.collapse else None)
     f_series = ({t: _POOL.submit(_counts, backend, _topic_query(params, t), interval)
                  for t in _series_topics(params, topics)} if with_timeline else {})
-    total = _counts(backend, params.query(limit=0, offset=0, collapse=False), interval) if with_timeline else None
+    f_total = (_POOL.submit(_counts, backend, params.query(limit=0, offset=0, collapse=False), interval)
+               if with_timeline else None)
     results = f_results.result()
     items = enrich(db, results.hits)
     facets = f_facets.result() if f_facets else {}
-    with db.session() as s:
-        names = names_of_sources(s, [v for v, _ in facets.get("source", [])])
+    names = publication_names(db, [v for v, _ in facets.get("source", [])])
+    total = f_total.result() if f_total else None
     chart = None
     if with_timeline:
         series = {t: f.result() for t, f in f_series.items()}

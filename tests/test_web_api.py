@@ -425,3 +425,17 @@ def test_odd_input_never_500(client, params):
         assert r.status_code < 500, (path, params, r.text[:300])
         if r.status_code >= 400:
             assert r.status_code == 400
+
+
+def test_timeline_axis_labels_sit_at_their_values():
+    from datetime import date
+
+    from monitor.web.timeline import HEIGHT, TOP, BOTTOM, build_chart
+
+    chart = build_chart({date(2025, 2, 10): 1, date(2025, 2, 11): 3}, {}, since=None, until=None, href=lambda s, e: "")
+    plot_h = HEIGHT - TOP - BOTTOM
+    for t in chart.yticks:
+        assert abs((TOP + plot_h - t.y) / plot_h * 3 - int(t.label)) < 0.01
+    bar = chart.bars[0]
+    assert abs(bar.h / plot_h - 1 / 3) < 0.01
+    assert [b.count for b in chart.buckets] == [1, 3] and chart.interval == "day"

@@ -178,8 +178,8 @@ def build_chart(total: dict[date, int], series: dict[str, dict[date, int]], *,
             v = b.by_series[k]
             pts.append(f"{LEFT + (i + 0.5) * slot:.1f},{TOP + plot_h - (plot_h * v / ymax if ymax else 0):.1f}")
         lines.append(Line(name, SERIES_CLASSES[k % len(SERIES_CLASSES)], " ".join(pts)))
-    yticks = [Tick(LEFT - 6, round(TOP + plot_h - plot_h * f, 1), str(round(ymax * f)))
-              for f in (0, 0.5, 1) if ymax]
+    steps = list(range(ymax + 1)) if ymax <= 4 else [0, ymax // 2, ymax] if ymax % 2 == 0 else [0, ymax]
+    yticks = [Tick(LEFT - 6, round(TOP + plot_h - plot_h * v / ymax, 1), f"{v:,}") for v in steps] if ymax else []
     every = max(1, round(n / 8))
     xticks = []
     for i in range(0, n, every):

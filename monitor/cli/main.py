@@ -30,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "demo": "monitor.cli.demo:demo",
     "serve": "monitor.cli.web:serve",
     "users": "monitor.cli.web:users",
+    "digest": "monitor.cli.digest:digest",
+    "doctor": "monitor.cli.doctor:doctor",
+    "prune": "monitor.cli.prune:prune",
 }
 
 # One-line help shown by `newsmon --help` without importing every command module.
@@ -48,6 +51,9 @@ SHORT_HELP: dict[str, str] = {
     "demo": "The whole flow offline on the bundled sample news site.",
     "serve": "Serve the web UI and JSON API (default http://127.0.0.1:8000/).",
     "users": "Web accounts: add, list, remove, passwd.",
+    "digest": "Saved searches and daily digest e-mails: subscribe, list, preview, send.",
+    "doctor": "Check configuration, database, migrations, search backend and SMTP.",
+    "prune": "Clear raw page HTML and fetch attempts past their retention.",
 }
 
 

@@ -95,7 +95,10 @@ def create_app(ctx, *, extra_routers: Sequence[APIRouter] = (), public_paths: It
     )
     app.state.ctx = ctx
     app.state.templates = make_templates()
-    app.state.base_url = settings.base_url
+    # The default NEWSMON_BASE_URL (for e-mail links) is not a fact about this server: links then
+    # use the address the request came to.
+    default_base = type(settings).__dataclass_fields__["base_url"].default
+    app.state.base_url = settings.base_url if settings.base_url and settings.base_url != default_base else None
     app.state.known_topics = sorted({t.name for t in ctx.feeds_config.topics})
     secure = bool(settings.base_url and settings.base_url.startswith("https://"))
     app.add_middleware(SessionMiddleware, secret_key=load_secret(settings), session_cookie=SESSION_COOKIE,

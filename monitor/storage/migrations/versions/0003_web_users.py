@@ -1,7 +1,7 @@
 """web users
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0005
 Create Date: 2026-12-02 18:30:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import monitor.storage.models
 
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

@@ -210,26 +210,6 @@ class OutboxEntry(Base):
 
 from datetime import date as _date  # noqa: E402  (kept with the digest models it serves)
 
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-# --------------------------------------------------------------------------------------------
-# Web UI (monitor/web): accounts for the admin pages and the require-login setting
-# --------------------------------------------------------------------------------------------
-
-
-class User(Base):
-    """A web account; the password is stored as a salted scrypt hash, never in clear."""
-
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(300))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 from sqlalchemy import Date, UniqueConstraint  # noqa: E402
 
 
@@ -322,3 +302,21 @@ class IndexDeadLetter(Base):
     dead_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------------------------
+# Web UI (monitor/web): accounts for the admin pages and the require-login setting
+# --------------------------------------------------------------------------------------------
+
+
+class User(Base):
+    """A web account; the password is stored as a salted scrypt hash, never in clear."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -33,6 +33,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
+def search_bench():
+    """The search benchmark's article and query generators (a sibling script, not a package)."""
+    import importlib
+
+    return importlib.import_module("search_bench")
+
+
 def settings_for(home: Path):
     from monitor.config import Settings
 
@@ -45,7 +52,7 @@ def build(home: Path, n: int, words: int) -> None:
 
     from monitor.app import App
     from monitor.storage.models import Article, ArticleTopic, Story
-    from search_bench import make_docs
+    make_docs = search_bench().make_docs
 
     docs, _ = make_docs(n, words)
     for d in docs:  # the store's story ids are integers (the first article's id)
@@ -131,7 +138,8 @@ def latency(home: Path, repeats: int, count: int) -> None:
     from monitor.app import App
     from monitor.web import create_app
     from monitor.web.params import parse_params
-    from search_bench import TOPICS, make_queries, vocabulary
+    sb = search_bench()
+    TOPICS, make_queries, vocabulary = sb.TOPICS, sb.make_queries, sb.vocabulary
 
     app = App(settings_for(home))
     web = create_app(app)

@@ -205,6 +205,7 @@ def test_csv_export_rows_match_the_api(client):
     for row in rows:
         h = by_id[row["id"]]
         assert row["title"] == h["title"] and row["topics"].split(";") == (h["topics"] or [""])
+        assert row["source_name"] == h["source_name"]
         assert int(row["word_count"]) > 0
 
 

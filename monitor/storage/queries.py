@@ -236,10 +236,12 @@ def export_rows(session: Session, article_ids: list[int], *, with_text: bool) ->
 
     if not article_ids:
         return {}
-    cols = [Article.id, Article.published_at, Article.source, Article.site_name, Article.title,
+    cols = [Article.id, Article.published_at, Article.source,
+            func.coalesce(Article.site_name, Feed.name, Feed.title), Article.title,
             Article.canonical_url, Article.story_id, Story.article_count, Article.language, Article.author,
             Article.text, Article.duplicate_of]
     rows = session.execute(select(*cols).outerjoin(Story, Story.id == Article.story_id)
+                           .outerjoin(Feed, Feed.id == Article.feed_id)
                            .where(Article.id.in_(article_ids))).all()
     topics: dict[int, list[str]] = {}
     for aid, topic in session.execute(select(ArticleTopic.article_id, ArticleTopic.topic)

@@ -49,6 +49,8 @@ class Settings:
     mail_from: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     secret: str | None = None
+    # Web UI (monitor/web): every page and API call behind a login (NEWSMON_REQUIRE_LOGIN).
+    require_login: bool = False
     # ops: retention, outbox, observability
     keep_html_days: int = 30
     keep_attempts_days: int = 30
@@ -106,6 +108,7 @@ class Settings:
             mail_from=get("NEWSMON_MAIL_FROM"),
             base_url=_base_url(get("NEWSMON_BASE_URL")),
             secret=get("NEWSMON_SECRET"),
+            require_login=_bool(get, "NEWSMON_REQUIRE_LOGIN", False),
             keep_html_days=_int(get, "NEWSMON_KEEP_HTML_DAYS", 30, minimum=0, maximum=36500),
             keep_attempts_days=_int(get, "NEWSMON_KEEP_ATTEMPTS_DAYS", 30, minimum=1, maximum=36500),
             outbox_max_attempts=_int(get, "NEWSMON_OUTBOX_MAX_ATTEMPTS", 5, minimum=1, maximum=1000),
@@ -159,6 +162,17 @@ def _float(get, name: str, default: float, *, allow_zero: bool = False) -> float
     if not ((0 <= value if allow_zero else 0 < value) and value < 3600):  # also rejects nan and inf
         raise ConfigError(f"{name}: must be between 0 and 3600 seconds, got {raw!r}")
     return value
+
+
+def _bool(get, name: str, default: bool) -> bool:
+    raw = get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected yes/no (1/0, true/false), got {raw!r}")
 
 
 def _base_url(raw: str | None) -> str:

@@ -313,3 +313,21 @@ class ArticlePage(Base):
     url: Mapped[str] = mapped_column(String(2048))
     html: Mapped[str] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Web UI (monitor/web): accounts for the admin pages and the require-login setting
+# --------------------------------------------------------------------------------------------
+
+
+class User(Base):
+    """A web account; the password is stored as a salted scrypt hash, never in clear."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "recluster": "monitor.cli.stories:recluster",
     "cluster": "monitor.cli.stories:cluster",
     "demo": "monitor.cli.demo:demo",
+    "topics": "monitor.cli.topics:topics",
+    "retag": "monitor.cli.topics:retag",
 }
 
 # One-line help shown by `newsmon --help` without importing every command module.
@@ -44,6 +46,8 @@ SHORT_HELP: dict[str, str] = {
     "recluster": "Recompute duplicates and stories with the current settings.",
     "cluster": "Dedup and story-cluster a JSONL file offline (no database).",
     "demo": "The whole flow offline on the bundled sample news site.",
+    "topics": "List topic rules; test which topics an article gets and why.",
+    "retag": "Apply changed topic rules to stored articles (resumable).",
 }
 
 

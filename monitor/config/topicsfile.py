@@ -16,6 +16,7 @@ from monitor.stages.topicrules import TermGroup, TopicRule
 TOPIC_KEYS = (
     "label", "include_terms", "include_phrases", "exclude_terms", "exclude_phrases", "ignore_phrases",
     "require_any", "signals", "min_score", "title_weight", "lead_words", "lead_weight",
+    "min_density", "lead_required",
 )
 GROUP_KEYS = ("name", "terms", "phrases", "min_count", "near", "window")
 SIGNAL_KEYS = ("name", "terms", "phrases", "weight", "max_count", "near", "window")
@@ -81,7 +82,11 @@ def parse_topics(ctx, node: yaml.Node) -> list[TopicRule]:
             title_weight=ctx.integer(rmap["title_weight"][1], f"{path}.title_weight", 1, 100) if "title_weight" in rmap else 3,
             lead_words=ctx.integer(rmap["lead_words"][1], f"{path}.lead_words", 0, 5000) if "lead_words" in rmap else 0,
             lead_weight=num("lead_weight", 1.0, 0, 100),
+            min_density=num("min_density", 0.0, 0, 100),
+            lead_required=ctx.boolean(rmap["lead_required"][1], f"{path}.lead_required") if "lead_required" in rmap else False,
         )
+        if rule.lead_required and not rule.lead_words:
+            raise ctx.error(rmap["lead_required"][0], f"{path}.lead_required", "needs lead_words (how many words the lead has)")
         if not rule.include_terms and not rule.include_phrases and not any(s.weight > 0 for s in rule.signals):
             raise ctx.error(value_node, path, "needs at least one of include_terms / include_phrases (or a signal with a positive weight)")
         rules.append(rule)

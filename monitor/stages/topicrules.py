@@ -48,3 +48,9 @@ class TopicRule:
     # The first `lead_words` words of the text score `lead_weight` per include hit (0 = off).
     lead_words: int = 0
     lead_weight: float = 1.0
+    # An include term must occur in the title or the lead (needs lead_words): the article is
+    # about the topic from its first lines, not in a late aside.
+    lead_required: bool = False
+    # Score per 100 words of text (texts under 100 words count as 100) must reach this: a long
+    # article with a few mentions is about something else (0 = off).
+    min_density: float = 0.0

@@ -166,6 +166,9 @@ class TopicMatch:
     groups: tuple[GroupResult, ...] = ()
     excluded_by: tuple[str, ...] = ()
     ignored: int = 0
+    density: float = 0.0
+    min_density: float = 0.0
+    lead_missing: bool = False
 
     @property
     def excluded(self) -> bool:
@@ -184,6 +187,10 @@ class TopicMatch:
             return f"vetoed by {', '.join(self.excluded_by)}; {head}"
         if self.score < self.min_score:
             return f"score too low: {head}"
+        if self.lead_missing:
+            return f"no include term in the title or lead; {head}"
+        if self.density < self.min_density:
+            return f"too sparse for its length: {self.density:.2f} points per 100 words (min {self.min_density:g}); {head}"
         missing = [g for g in self.groups if not g.ok]
         if missing:
             return "missing " + "; ".join(f"{g.name} ({g.count} of {g.min_count})" for g in missing) + f"; {head}"
@@ -197,7 +204,9 @@ class TopicMatch:
             "text_hits": self.text_hits, "hits": [h.to_dict() for h in self.hits],
             "signals": [g.to_dict() for g in self.signals if g.count],
             "groups": [g.to_dict() for g in self.groups], "excluded_by": list(self.excluded_by),
-            "ignored": self.ignored, "reason": self.reason(),
+            "ignored": self.ignored, "density": round(self.density, 3), "min_density": self.min_density,
+            "lead_missing": self.lead_missing,
+            "reason": self.reason(),
         }
 
 
@@ -306,11 +315,15 @@ class _CompiledRule:
             ex = self.exclude.occurrences(title) + self.exclude.occurrences(text)
             excluded = tuple(sorted({t for _, t in ex}))
         score = round(score, 6)
-        assigned = score >= r.min_score and all(g.ok for g in groups) and not excluded
+        density = score * 100 / max(len(text.tokens), 100)
+        lead_missing = r.lead_required and not t_occ and not lead
+        assigned = (score >= r.min_score and not lead_missing and density >= r.min_density
+                    and all(g.ok for g in groups) and not excluded)
         return TopicMatch(
             name=r.name, assigned=assigned, score=score, min_score=r.min_score, title_hits=len(t_occ),
             lead_hits=lead, text_hits=len(x_occ), hits=_hits(t_occ, x_occ), signals=tuple(signals),
-            groups=tuple(groups), excluded_by=excluded, ignored=ignored,
+            groups=tuple(groups), excluded_by=excluded, ignored=ignored, density=density,
+            min_density=r.min_density, lead_missing=lead_missing,
         )
 
 

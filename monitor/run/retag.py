@@ -50,7 +50,14 @@ def retag(
     restart: bool = False,
     progress: Callable[[int], None] | None = None,
     total_hint: Callable[[int], None] | None = None,
+    after_read: Callable[[list[int]], None] | None = None,
 ) -> RetagResult:
+    """Retag every article (published or fetched from `since`), continuing a stopped run.
+
+    `progress(n)` after each written batch; `total_hint(n)` once with the articles left;
+    `after_read(ids)` between reading a batch and writing it (for progress displays and for
+    tests that play a concurrent ingest).
+    """
     tagger = TopicTagger(rules)
     key = f"{rules_fingerprint(rules)}:{since.isoformat() if since else 'all'}"
     result = RetagResult(key=key)
@@ -85,6 +92,8 @@ def retag(
         for r in rows:
             matches = tagger.assigned(r.title or "", r.text or "")
             decisions[r.id] = (r.updated_at, [m.name for m in matches], {m.name: (m.score, m.to_dict()) for m in matches})
+        if after_read is not None:
+            after_read([r.id for r in rows])
         changed = skipped = 0
         with db.session() as s:
             arts = s.scalars(select(Article).where(Article.id.in_(list(decisions))).with_for_update()).all()

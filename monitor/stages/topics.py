@@ -228,8 +228,14 @@ class _Slot:
         self.window = window
         self.empty = not self.patterns
 
-    def occurrences(self, f: _Field, drop: frozenset[int] = frozenset()) -> list[tuple[int, str]]:
-        """(position, term) of every counted occurrence in one field."""
+    def occurrences(self, f: _Field, drop: frozenset[int] = frozenset(),
+                    other: tuple[_Field, int] | None = None) -> list[tuple[int, str]]:
+        """(position, term) of every counted occurrence in one field.
+
+        `other` is the neighbouring field and its offset in this field's word positions, so
+        that proximity runs across the headline into the lead (title words sit just before
+        the text's first word).
+        """
         found = []
         for p in self.patterns:
             for i in p.positions(f):
@@ -237,7 +243,11 @@ class _Slot:
                     found.append((i, p.text))
         if not found or not self.near:
             return found
-        anchors = sorted({i for p in self.near for i in p.positions(f)})
+        anchor_set = {i for p in self.near for i in p.positions(f)}
+        if other is not None:
+            of, offset = other
+            anchor_set.update(i + offset for p in self.near for i in p.positions(of))
+        anchors = sorted(anchor_set)
         if not anchors:
             return []
         w = self.window
@@ -273,7 +283,9 @@ class _Group:
         self.slot = _Slot(g.terms + g.phrases, g.near, g.window)
 
     def count(self, title: _Field, text: _Field) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-        return self.slot.occurrences(title), self.slot.occurrences(text)
+        n_title = len(title.tokens)
+        return (self.slot.occurrences(title, other=(text, n_title)),
+                self.slot.occurrences(text, other=(title, -n_title)))
 
 
 class _CompiledRule:

@@ -14,7 +14,7 @@ import yaml
 
 from monitor.config.errors import ConfigError
 from monitor.config.settings import default_feeds_path
-from monitor.config.topicsfile import parse_topics
+from monitor.config.topicsfile import merge_topics, parse_topics
 from monitor.stages.topicrules import TermGroup, TopicRule  # noqa: F401 - re-exported
 
 
@@ -57,7 +57,7 @@ def default_topics() -> list[TopicRule]:
     global _default_topics_cache
     if _default_topics_cache is None:
         path = default_feeds_path()
-        _default_topics_cache = parse_feeds_config(path.read_text(encoding="utf-8"), str(path)).topics
+        _default_topics_cache = parse_feeds_config(path.read_text(encoding="utf-8"), str(path), _builtin=True).topics
     return list(_default_topics_cache)
 
 
@@ -187,7 +187,7 @@ def _short_yaml_problem(exc: yaml.YAMLError) -> str:
     return str(problem)
 
 
-def parse_feeds_config(text: str, source_name: str = "feeds.yaml") -> FeedsConfig:
+def parse_feeds_config(text: str, source_name: str = "feeds.yaml", *, _builtin: bool = False) -> FeedsConfig:
     """Validate feeds.yaml text; every error names `source_name`, the line and the key path."""
     ctx = _Ctx(source_name)
     try:
@@ -217,7 +217,9 @@ def parse_feeds_config(text: str, source_name: str = "feeds.yaml") -> FeedsConfi
         defaults = FeedDefaults(interval, fetch_pages)
 
     if "topics" in top:
-        topics = parse_topics(ctx, top["topics"][1])
+        own, disabled = parse_topics(ctx, top["topics"][1])
+        # Custom topics sit beside the built-in ones: same name replaces, `name: false` removes.
+        topics = own if _builtin else merge_topics(default_topics(), own, disabled)
     else:
         topics = default_topics()
     topic_names = [t.name for t in topics]

@@ -41,16 +41,32 @@ def _number(ctx, node: yaml.Node, path: str, lo: float, hi: float) -> float:
     return float(value)
 
 
-def parse_topics(ctx, node: yaml.Node) -> list[TopicRule]:
-    """The `topics:` mapping; `ctx` is the feeds file's validation context (nodes -> errors)."""
+def merge_topics(builtin: list[TopicRule], own: list[TopicRule], disabled: set[str]) -> list[TopicRule]:
+    """Built-in topics (in their order, replaced by a custom one of the same name), then new ones."""
+    mine = {r.name: r for r in own}
+    out = [mine.pop(r.name, r) for r in builtin if r.name not in disabled]
+    return out + [r for r in own if r.name in mine]
+
+
+def parse_topics(ctx, node: yaml.Node) -> tuple[list[TopicRule], set[str]]:
+    """The `topics:` mapping -> (rules, names switched off with `name: false`).
+
+    `ctx` is the feeds file's validation context (YAML nodes -> errors with line and key).
+    """
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-        return []
+        return [], set()
     tmap = ctx.mapping(node, "topics", None)
     rules = []
+    disabled: set[str] = set()
     for name, (key_node, value_node) in tmap.items():
         path = f"topics.{name}"
         if not _TOPIC_NAME.fullmatch(name):
             raise ctx.error(key_node, path, "topic names are lowercase letters, digits and '-' (e.g. 'ukraine-aid')")
+        if isinstance(value_node, yaml.ScalarNode):
+            if ctx.scalar(value_node, path) is False:
+                disabled.add(name)
+                continue
+            raise ctx.error(value_node, path, "expected a topic rule (a mapping), or false to switch a built-in topic off")
         rmap = ctx.mapping(value_node, path, TOPIC_KEYS)
         label = ctx.text(rmap["label"][1], f"{path}.label") if "label" in rmap else name
 
@@ -90,7 +106,7 @@ def parse_topics(ctx, node: yaml.Node) -> list[TopicRule]:
         if not rule.include_terms and not rule.include_phrases and not any(s.weight > 0 for s in rule.signals):
             raise ctx.error(value_node, path, "needs at least one of include_terms / include_phrases (or a signal with a positive weight)")
         rules.append(rule)
-    return rules
+    return rules, disabled
 
 
 def parse_group(ctx, node: yaml.Node, path: str, *, signal: bool = False) -> TermGroup:

@@ -99,7 +99,7 @@ def retag(since: str | None, batch_size: int, restart: bool, progress: bool | No
     day = parse_day(since, "--since")
     app = open_app()
     try:
-        rules = app.feeds_config().topics
+        rules = app.feeds_config.topics
         show = sys.stderr.isatty() if progress is None else progress
         with tqdm(unit="article", desc="retag", disable=not show, file=sys.stderr) as bar:
             def set_total(n: int) -> None:
@@ -127,7 +127,7 @@ def _rules(feeds_path: str | None):
         return load_feeds_config(feeds_path).topics
     app = open_app()
     try:
-        return app.feeds_config().topics
+        return app.feeds_config.topics
     finally:
         app.close()
 

@@ -49,9 +49,9 @@ def split_term(text: str) -> list[str]:
 class _Field:
     """One field (title or text) prepared for lookups: its words and where each occurs."""
 
-    __slots__ = ("tokens", "index", "_prefix_cache")
+    __slots__ = ("tokens", "index", "memo", "slot_memo", "_prefixes", "_prefix_positions")
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, prefixes: tuple[str, ...] = ()):
         self.tokens = _WORD.findall(text)
         index: dict[str, list[int]] = {}
         for i, w in enumerate(self.tokens):
@@ -61,14 +61,33 @@ class _Field:
             else:
                 lst.append(i)
         self.index = index
-        self._prefix_cache: dict[str, list[int]] = {}
+        # Positions per pattern text: the same term recurs in several groups and `near` lists.
+        self.memo: dict[str, list[int]] = {}
+        self.slot_memo: dict[int, set[int]] = {}
+        self._prefixes = prefixes
+        self._prefix_positions: dict[str, list[int]] | None = None
 
     def prefix_positions(self, prefix: str) -> list[int]:
-        got = self._prefix_cache.get(prefix)
-        if got is None:
+        table = self._prefix_positions
+        if table is None:
+            # One pass over the distinct words for every prefix term of every rule; the tuple
+            # test runs in C and rejects almost every word.
+            table = {}
+            prefixes = self._prefixes
+            if prefixes:
+                for w, ps in self.index.items():
+                    if w.startswith(prefixes):
+                        for pf in prefixes:
+                            if w.startswith(pf):
+                                table.setdefault(pf, []).extend(ps)
+            for ps in table.values():
+                ps.sort()
+            self._prefix_positions = table
+        got = table.get(prefix)
+        if got is None and prefix not in self._prefixes:
             got = sorted(p for w, ps in self.index.items() if w.startswith(prefix) for p in ps)
-            self._prefix_cache[prefix] = got
-        return got
+            table[prefix] = got
+        return got or []
 
 
 class _Word:
@@ -109,6 +128,12 @@ class _Pattern:
         self.length = len(self.words)
 
     def positions(self, f: _Field) -> list[int]:
+        got = f.memo.get(self.text)
+        if got is None:
+            got = f.memo[self.text] = self._positions(f)
+        return got
+
+    def _positions(self, f: _Field) -> list[int]:
         starts = self.words[0].positions(f)
         if self.length == 1 or not starts:
             return starts
@@ -224,9 +249,50 @@ class _Slot:
 
     def __init__(self, words: Sequence[str], near: Sequence[str] = (), window: int = 0):
         self.patterns = tuple(_Pattern(w) for w in words if _WORD.search(w))
-        self.near = tuple(_Pattern(w) for w in near if _WORD.search(w))
+        # Plain one-word terms are found by one set intersection with the field's words (in C);
+        # prefix terms and phrases go through their own lookup.
+        self._by_form: dict[str, list[str]] = {}
+        for p in self.patterns:
+            if p.length == 1 and not p.words[0].prefix:
+                for form in p.words[0].forms:
+                    self._by_form.setdefault(form, []).append(p.text)
+        self._forms = frozenset(self._by_form)
+        # Phrases are only tried when their first word occurs (again one intersection).
+        self._phrase_by_first: dict[str, list[_Pattern]] = {}
+        for p in self.patterns:
+            if p.length > 1 and not p.words[0].prefix:
+                for form in p.words[0].forms:
+                    self._phrase_by_first.setdefault(form, []).append(p)
+        self._phrase_firsts = frozenset(self._phrase_by_first)
+        self._other = tuple(p for p in self.patterns if p.words[0].prefix)
+        self.near = _Slot(near) if near else None
         self.window = window
         self.empty = not self.patterns
+
+    def _found(self, f: _Field) -> list[tuple[int, str]]:
+        found = []
+        index = f.index
+        for form in self._forms & index.keys():
+            for text in self._by_form[form]:
+                found.extend((i, text) for i in index[form])
+        firsts = self._phrase_firsts & index.keys()
+        if firsts:
+            tried = set()
+            for form in firsts:
+                for p in self._phrase_by_first[form]:
+                    if p.text not in tried:
+                        tried.add(p.text)
+                        found.extend((i, p.text) for i in p.positions(f))
+        for p in self._other:
+            found.extend((i, p.text) for i in p.positions(f))
+        return found
+
+    def _position_set(self, f: _Field) -> set[int]:
+        key = id(self)
+        got = f.slot_memo.get(key)
+        if got is None:
+            got = f.slot_memo[key] = {i for i, _ in self._found(f)}
+        return got
 
     def occurrences(self, f: _Field, drop: frozenset[int] = frozenset(),
                     other: tuple[_Field, int] | None = None) -> list[tuple[int, str]]:
@@ -236,20 +302,18 @@ class _Slot:
         that proximity runs across the headline into the lead (title words sit just before
         the text's first word).
         """
-        found = []
-        for p in self.patterns:
-            for i in p.positions(f):
-                if i not in drop:
-                    found.append((i, p.text))
-        if not found or not self.near:
+        found = self._found(f)
+        if drop:
+            found = [o for o in found if o[0] not in drop]
+        if not found or self.near is None:
             return found
-        anchor_set = {i for p in self.near for i in p.positions(f)}
+        anchor_set = set(self.near._position_set(f))
         if other is not None:
             of, offset = other
-            anchor_set.update(i + offset for p in self.near for i in p.positions(of))
-        anchors = sorted(anchor_set)
-        if not anchors:
+            anchor_set.update(i + offset for i in self.near._position_set(of))
+        if not anchor_set:
             return []
+        anchors = sorted(anchor_set)
         w = self.window
         kept = []
         for i, term in found:
@@ -261,6 +325,9 @@ class _Slot:
                     break
                 j += 1
         return kept
+
+    def all_patterns(self) -> tuple[_Pattern, ...]:
+        return self.patterns + (self.near.patterns if self.near else ())
 
     def spans(self, f: _Field) -> frozenset[int]:
         """Every word position covered by one of the patterns (for ignore_phrases)."""
@@ -296,6 +363,9 @@ class _CompiledRule:
         self.ignore = _Slot(rule.ignore_phrases)
         self.groups = tuple(_Group(g, f"require_any[{i}]") for i, g in enumerate(rule.require_any))
         self.signals = tuple(_Group(g, f"signals[{i}]") for i, g in enumerate(rule.signals))
+
+    def slots(self) -> tuple[_Slot, ...]:
+        return (self.include, self.exclude, self.ignore, *(g.slot for g in self.groups + self.signals))
 
     def match(self, title: _Field, text: _Field) -> TopicMatch:
         r = self.rule
@@ -345,11 +415,15 @@ class TopicTagger:
     def __init__(self, rules: Sequence[TopicRule]):
         self.rules = tuple(rules)
         self._rules = tuple(_CompiledRule(r) for r in rules)
+        self._prefixes = tuple(sorted({
+            form for r in self._rules for slot in r.slots() for p in slot.all_patterns()
+            for w in p.words if w.prefix for form in w.forms
+        }))
 
     def explain(self, title: str, text: str) -> list[TopicMatch]:
         """Every rule's decision on this article, assigned or not, with its reasons."""
-        title_f = _Field(title or "")
-        text_f = _Field(text or "")
+        title_f = _Field(title or "", self._prefixes)
+        text_f = _Field(text or "", self._prefixes)
         return [r.match(title_f, text_f) for r in self._rules]
 
     def assigned(self, title: str, text: str) -> list[TopicMatch]:

@@ -205,15 +205,6 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-class Meta(Base):
-    """Small key/value facts about this database (e.g. when the index was last rebuilt)."""
-
-    __tablename__ = "meta"
-
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
 # --------------------------------------------------------------------------------------------
 # Topics: `newsmon retag` checkpoints (issue 10)
 # --------------------------------------------------------------------------------------------

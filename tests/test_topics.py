@@ -271,3 +271,27 @@ def test_default_rules_refuse_the_hard_negatives():
     other_aid = ("EU sends aid to Sudan", "The EU sent €100m in humanitarian aid to Sudan. Aid agencies said assistance "
                  "must reach Darfur. Donors pledged more.")
     assert tag_topics(*other_aid, rules) == []
+
+
+# ---------------------------------------------------------------- quality on data not tuned on
+
+TOPIC_DATA = Path(__file__).parent / "data" / "topics"
+
+
+def _prf(items, gold, tagger, topic):
+    tp = fp = fn = 0
+    for it in items:
+        got = topic in tagger.tag(it["title"], it["text"])
+        want = topic in gold[it["id"]]
+        tp, fp, fn = tp + (got and want), fp + (got and not want), fn + (want and not got)
+    return tp / (tp + fp) if tp + fp else 1.0, tp / (tp + fn) if tp + fn else 1.0
+
+
+@pytest.mark.parametrize("topic", ["nato", "ukraine-aid", "trump-foreign-policy"])
+def test_held_aside_quality_per_topic(topic):
+    # heldaside_*: written for newsmon and never used to tune the rules (tests/data/topics/README.md).
+    items = [json.loads(line) for line in (TOPIC_DATA / "heldaside_items.jsonl").read_text(encoding="utf-8").splitlines()]
+    gold = json.loads((TOPIC_DATA / "heldaside_gold.json").read_text(encoding="utf-8"))
+    assert sum(topic in g for g in gold.values()) >= 8  # enough positives to mean something
+    precision, recall = _prf(items, gold, TopicTagger(default_topics()), topic)
+    assert precision >= 0.90 and recall >= 0.85, (precision, recall)

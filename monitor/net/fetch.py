@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import zlib
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -442,3 +443,31 @@ def _looks_binary(head: bytes) -> bool:
         return False  # BOM: UTF-8/16 text
     control = sum(1 for b in head if b < 9 or 13 < b < 32)
     return b"\x00" in head or control / len(head) > 0.1
+
+
+def read_page_file(path: str | Path, max_bytes: int) -> bytes:
+    """A saved page (plain or gzip, told by its magic bytes) under the fetcher's own limits:
+    at most ``max_bytes`` on disk and at most ``max_bytes`` once inflated (a gzip bomb stops at
+    the cap, never in memory). Raises FetchError(too_large | network) with a one-line message."""
+    path = Path(path)
+    url = path.as_uri() if path.is_absolute() else str(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FetchError(url, "too_large", f"file is {size} bytes, over the cap of {max_bytes} bytes (NEWSMON_MAX_BYTES)")
+    with path.open("rb") as fh:
+        head = fh.read(2)
+        if head != b"\x1f\x8b":
+            return head + fh.read(max_bytes)
+        fh.seek(0)
+        decoder = _BoundedDecoder("gzip", max_bytes)
+        parts: list[bytes] = []
+        try:
+            while chunk := fh.read(64 * 1024):
+                parts.append(decoder.feed(chunk))
+        except OverflowError:
+            raise FetchError(url, "too_large", f"inflates past the cap of {max_bytes} bytes (NEWSMON_MAX_BYTES)") from None
+        except zlib.error as exc:
+            raise FetchError(url, "network", f"not a valid gzip file: {exc}") from None
+        if not decoder._obj.eof:
+            raise FetchError(url, "network", "not a valid gzip file: truncated (the compressed stream ends early)")
+    return b"".join(parts)

@@ -182,3 +182,28 @@ def extract_page(html: bytes | str, url: str, *, now: datetime | None = None, fi
         canonical_url=canonical.strip() if canonical else None,
         description=description,
     )
+
+
+MAX_KEPT_HTML_CHARS = 5_000_000
+
+
+def page_html(content: bytes, content_type_header: str | None = None) -> str:
+    """The page as text, to keep beside the article for re-extraction (`newsmon extract --article`).
+
+    The declared charset wins; otherwise trafilatura's own detection (the one extraction uses).
+    Raw and unsanitised: never render it, re-extract it.
+    """
+    from trafilatura.utils import decode_file
+
+    charset = None
+    if content_type_header and "charset=" in content_type_header.lower():
+        charset = content_type_header.lower().split("charset=", 1)[1].split(";")[0].strip(" \"'")
+    text = None
+    if charset:
+        try:
+            text = content.decode(charset, errors="replace")
+        except LookupError:
+            text = None
+    if text is None:
+        text = decode_file(content)
+    return text.replace("\x00", "")[:MAX_KEPT_HTML_CHARS]

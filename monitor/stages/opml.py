@@ -18,6 +18,7 @@ from defusedxml import DefusedXmlException
 
 from monitor.config import FeedConfig
 from monitor.errors import NewsmonError
+from monitor.stages.xmlguard import decoded_dtd
 
 __all__ = ["OpmlError", "export_opml", "import_opml", "MAX_OPML_BYTES", "MAX_OPML_FEEDS"]
 
@@ -61,6 +62,9 @@ def import_opml(data: bytes | str) -> list[FeedConfig]:
         raise OpmlError("empty OPML document")
     if len(data) > MAX_OPML_BYTES:
         raise OpmlError(f"OPML document too large ({len(data)} bytes; limit {MAX_OPML_BYTES})")
+    codec = decoded_dtd(data, any_doctype=True)
+    if codec is not None:
+        raise OpmlError(f"unsafe XML refused (a DTD in {codec}: DTDs and entities are not allowed in OPML)")
     try:
         root = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:

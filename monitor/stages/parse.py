@@ -10,12 +10,13 @@ Titles and authors are plain text (tags stripped, entities decoded), capped in l
 Links are absolute http(s) URLs resolved against the feed URL, or None.
 
 Hostile XML, decided here before feedparser sees the bytes:
-- Entity declarations: a DOCTYPE is removed before parsing (feedparser would keep "safe-looking"
-  internal entities, which still allows quadratic-blowup expansion). References to entities it
-  declared are then undefined and stay literal text; nothing is expanded, no external entity is
-  ever fetched or read (feedparser also disables external general entities in its SAX parser).
-  If `<!ENTITY` still appears after that (malformed DOCTYPE, declarations outside it, or a
-  UTF-16/32 document, which we do not rewrite), the feed is refused with `FeedParseError`.
+- DTDs: a feed with an internal DTD subset (`<!DOCTYPE x [...]>`) or any markup declaration
+  (`<!ENTITY`, `<!ELEMENT`, ...) before its root element is refused with `FeedParseError`
+  (entity expansion: billion laughs, quadratic blowup; external entities). The check runs on the
+  bytes and again on the text decoded in every encoding the document may be read in (its BOM or
+  first-bytes family — UTF-16/32, EBCDIC —, its declared encoding, the HTTP charset), so an
+  EBCDIC or UTF-32 DTD is refused too. A DOCTYPE that only names an external DTD (RSS 0.91) is
+  dropped, never fetched; feedparser also disables external entities in its SAX parser.
 - Entries: at most `MAX_ENTRIES` are read; longer feeds are cut before feedparser sees them
   (parsing 10,000 entries would take seconds) and `bozo_error` says so.
 - Field lengths are capped (`MAX_*`); an over-long link is dropped rather than cut.
@@ -36,6 +37,8 @@ import feedparser
 
 from monitor.errors import NewsmonError
 from monitor.stages.dates import parse_datetime, plausible
+
+from monitor.stages.xmlguard import decoded_dtd
 
 __all__ = ["FeedEntry", "ParsedFeed", "FeedParseError", "parse_feed", "MAX_ENTRIES"]
 
@@ -99,7 +102,7 @@ def parse_feed(
     if _looks_like_json(content, hdrs.get("content-type", "")):
         return _parse_json_feed(content, base, now)
 
-    data, notes = _defuse(content)
+    data, notes = _defuse(content, _charset(hdrs.get("content-type", "")))
     hdrs["content-location"] = base  # feedparser's base URI for relative links
     # With any headers present feedparser treats a missing Content-Type as an error; the XML
     # media type without charset lets the XML declaration / BOM decide the encoding (RFC 7303).
@@ -143,36 +146,35 @@ _FIRST_ELEMENT = re.compile(rb"<\w")
 _ENTRY_START = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?(?:item|entry)(?=[\s>/])")
 
 
+_REFUSED = ("feed has a DTD (<!DOCTYPE ... [...]> or <!ENTITY>); refused: DTDs can expand entities "
+            "(billion laughs) or reference files")
 def _is_wide(content: bytes) -> bool:
     """UTF-16/32 (by BOM or NUL bytes among the first four): byte-level scans do not apply."""
     head = content[:4]
     return head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head
 
 
-def _defuse(content: bytes) -> tuple[bytes, list[str]]:
+def _defuse(content: bytes, http_charset: str | None = None) -> tuple[bytes, list[str]]:
     notes: list[str] = []
+    codec = decoded_dtd(content, http_charset, skip_ascii_compatible=True)
+    if codec is not None:
+        raise FeedParseError(f"{_REFUSED} (in {codec})")
     if _is_wide(content):
-        for codec in ("utf-32", "utf-16", "utf-16-le", "utf-16-be"):
-            try:
-                text = content.decode(codec)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            text = content.decode("utf-16-le", "ignore")
-        if re.search(r"<!ENTITY", text, re.IGNORECASE):
-            raise FeedParseError("feed declares XML entities (<!ENTITY>); refused as a possible entity-expansion attack")
         return content, notes
 
     span = _prolog_doctype(content)
     if span is not None:
+        if span[2]:
+            raise FeedParseError(_REFUSED)
+        # A DOCTYPE that only names an external DTD (RSS 0.91 feeds carry one) is dropped; it
+        # is never fetched.
         content = content[: span[0]] + content[span[1]:]
     # What feedparser treats as the document head (up to the first element) must now be free of
     # declarations; anything left means a DOCTYPE we could not delimit or one hidden in a comment.
     first = _FIRST_ELEMENT.search(content)
     head = content[: first.start() + 1] if first else content
     if _ENTITY_DECL.search(head) or _DOCTYPE.search(head):
-        raise FeedParseError("feed declares XML entities (<!ENTITY>); refused as a possible entity-expansion attack")
+        raise FeedParseError(_REFUSED)
 
     # Cut over-long feeds before parsing; the cut is mid-document, so the parser reports the
     # feed as broken and keeps the entries before it (recorded in bozo_error).
@@ -186,9 +188,9 @@ def _defuse(content: bytes) -> tuple[bytes, list[str]]:
     return content, notes
 
 
-def _prolog_doctype(data: bytes) -> tuple[int, int] | None:
-    """(start, end) of the DOCTYPE declaration in the prolog, skipping the XML declaration,
-    processing instructions and comments; None when the prolog has none."""
+def _prolog_doctype(data: bytes) -> tuple[int, int, bool] | None:
+    """(start, end, has internal subset) of the DOCTYPE declaration in the prolog, skipping the
+    XML declaration, processing instructions and comments; None when the prolog has none."""
     i = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     n = len(data)
     while i < n:
@@ -199,10 +201,10 @@ def _prolog_doctype(data: bytes) -> tuple[int, int] | None:
         elif data.startswith(b"<!--", i):
             j = data.find(b"-->", i + 4)
         elif data[i : i + 9].upper() == b"<!DOCTYPE":
-            end = _doctype_end(data, i + 9)
-            if end is None:
+            found = _doctype_end(data, i + 9)
+            if found is None:
                 raise FeedParseError("malformed DOCTYPE declaration (never closed)")
-            return i, end
+            return i, found[0], found[1]
         else:
             return None  # the root element (or junk): the prolog is over
         if j < 0:
@@ -211,9 +213,11 @@ def _prolog_doctype(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _doctype_end(data: bytes, i: int) -> int | None:
-    """Index just past the DOCTYPE that starts before `i`, skipping quoted strings, comments and [..]."""
+def _doctype_end(data: bytes, i: int) -> tuple[int, bool] | None:
+    """(index just past the DOCTYPE that starts before `i`, whether it has an internal subset
+    [...]), skipping quoted strings and comments."""
     depth = 0
+    subset = False
     n = len(data)
     while i < n:
         c = data[i]
@@ -231,10 +235,11 @@ def _doctype_end(data: bytes, i: int) -> int | None:
             continue
         if c == 0x5B:  # [
             depth += 1
+            subset = True
         elif c == 0x5D:  # ]
             depth = max(0, depth - 1)
         elif c == 0x3E and depth == 0:  # >
-            return i + 1
+            return i + 1, subset
         i += 1
     return None
 
@@ -246,6 +251,14 @@ def _doctype_end(data: bytes, i: int) -> int | None:
 _TAG = re.compile(r"<[^>]*>")
 _WS = re.compile(r"\s+")
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _charset(content_type: str) -> str | None:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset" and value.strip(" \"'"):
+            return value.strip(" \"'")
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

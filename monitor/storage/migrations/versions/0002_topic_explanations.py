@@ -1,7 +1,7 @@
 """topic explanations and retag checkpoints
 
 Revision ID: 0002
-Revises: 0008
+Revises: 0005
 Create Date: 2026-12-02 18:40:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import monitor.storage.models
 
 
 revision = '0002'
-down_revision = '0008'  # was '0001'; chained after main's 0008 when merging main
+down_revision = '0005'  # was '0001'; chained after main's latest (0005) when merging main
 branch_labels = None
 depends_on = None
 

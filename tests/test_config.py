@@ -122,7 +122,7 @@ feeds:
     assert (b.interval_minutes, b.fetch_pages, b.enabled, b.name, b.topics_hint) == (90, True, False, "B", ["nato"])
 
 
-def test_custom_topics_replace_builtin_ones():
+def test_custom_topics_sit_beside_builtin_ones():
     text = """\
 feeds: [{url: 'https://a.example/rss', topics_hint: [baltic]}]
 topics:
@@ -136,7 +136,8 @@ topics:
     min_score: 2
 """
     cfg = parse_feeds_config(text, "f.yaml")
-    (rule,) = cfg.topics
+    assert [r.name for r in cfg.topics] == ["nato", "ukraine-aid", "trump-foreign-policy", "baltic"]
+    rule = cfg.topics[-1]
     assert rule.name == "baltic" and rule.label == "Baltic security" and rule.min_score == 2
     assert rule.include_phrases == ("Suwalki Gap",)
     assert rule.require_any[0].terms == ("defence", "security")

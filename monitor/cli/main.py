@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "digest": "monitor.cli.digest:digest",
     "doctor": "monitor.cli.doctor:doctor",
     "prune": "monitor.cli.prune:prune",
+    "topics": "monitor.cli.topics:topics",
+    "retag": "monitor.cli.topics:retag",
 }
 
 # One-line help shown by `newsmon --help` without importing every command module.
@@ -54,6 +56,8 @@ SHORT_HELP: dict[str, str] = {
     "digest": "Saved searches and daily digest e-mails: subscribe, list, preview, send.",
     "doctor": "Check configuration, database, migrations, search backend and SMTP.",
     "prune": "Clear raw page HTML and fetch attempts past their retention.",
+    "topics": "List topic rules; test which topics an article gets and why.",
+    "retag": "Apply changed topic rules to stored articles (resumable).",
 }
 
 

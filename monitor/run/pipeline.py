@@ -37,7 +37,7 @@ from monitor.run.scheduling import next_fetch_time
 from monitor.storage.articles import ArticleCandidate, known_article_id, save_article
 from monitor.clustering.engine import ClusterSettings, Features, compute_features
 from monitor.stages.textnorm import content_hash
-from monitor.stages.topics import tag_topics
+from monitor.stages.topics import explain_topics
 from monitor.stages.urls import safe_canonical, source_of
 
 log = logging.getLogger(__name__)
@@ -454,6 +454,7 @@ def build_candidate(entry: FeedEntry, link: str | None, result: FetchResult | No
         canonical = f"urn:newsmon:feed:{feed_id}:{key}"
     published = entry.published or (page.published if page else None)
     aliases = [a for a in (link,) if a]
+    matches = explain_topics(title, text, rules)
     return ArticleCandidate(
         canonical_url=canonical,
         url=fetched_url or canonical,
@@ -471,6 +472,7 @@ def build_candidate(entry: FeedEntry, link: str | None, result: FetchResult | No
         language=page.language if page else None,
         author=entry.author or (page.author if page else None),
         site_name=page.site_name if page else None,
-        topics=tag_topics(title, text, rules),
+        topics=[m.name for m in matches],
+        topic_details={m.name: (m.score, m.to_dict()) for m in matches},
         page_html=page_html(result.content, result.headers.get("content-type")) if text_source == "page" else None,
     )

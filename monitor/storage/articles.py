@@ -46,6 +46,8 @@ class ArticleCandidate:
     author: str | None = None
     site_name: str | None = None
     topics: list[str] = field(default_factory=list)
+    # topic -> (score, explanation) from the tagger; stored beside each tag.
+    topic_details: dict[str, tuple[float, dict]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
         if how == "duplicate-url" and _should_replace(existing, cand):
             _apply_fields(existing, cand)
             _keep_page(session, existing.id, cand)
-            _set_topics(session, existing, cand.topics)
+            set_topics(session, existing, cand.topics, cand.topic_details)
             enqueue_index(session, existing.id)
             return SaveOutcome(existing.id, "updated")
         return SaveOutcome(existing.id, how)
@@ -171,7 +173,7 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
         return SaveOutcome(existing.id, "duplicate-url")
     _add_aliases(session, article.id, _candidate_urls(cand), cand.feed_id, all_new=True)
     _keep_page(session, article.id, cand)
-    _set_topics(session, article, cand.topics)
+    set_topics(session, article, cand.topics, cand.topic_details)
     if clusterer is not None:
         clusterer(session, article)
     enqueue_index(session, article.id)
@@ -189,14 +191,22 @@ def _keep_page(session: Session, article_id: int, cand: ArticleCandidate) -> Non
         page.url, page.html, page.fetched_at = cand.url[:2048], cand.page_html, utcnow()
 
 
-def _set_topics(session: Session, article: Article, topics: list[str]) -> None:
+def set_topics(session: Session, article: Article, topics: list[str],
+               details: dict[str, tuple[float, dict]] | None = None) -> bool:
+    """Make the article's tags exactly `topics`, with score and explanation; True if the names changed."""
+    details = details or {}
     wanted = set(topics)
+    before = {t.topic for t in article.topics}
     for t in list(article.topics):
         if t.topic not in wanted:
             article.topics.remove(t)
-    have = {t.topic for t in article.topics}
-    for name in sorted(wanted - have):
-        article.topics.append(ArticleTopic(topic=name))
+    for t in article.topics:
+        if t.topic in details:
+            t.score, t.explanation = details[t.topic]
+    for name in sorted(wanted - before):
+        score, explanation = details.get(name, (None, None))
+        article.topics.append(ArticleTopic(topic=name, score=score, explanation=explanation))
+    return before != wanted
 
 
 def story_row(session: Session, story_id: int, headline: str) -> Story:

@@ -168,6 +168,9 @@ class ArticleTopic(Base):
 
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
     topic: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    # Topic tagging (issue 10): the rule's score and why it gave the tag (TopicMatch.to_dict()).
+    score: Mapped[float | None] = mapped_column(Float)
+    explanation: Mapped[dict | None] = mapped_column(JSON)
 
     article: Mapped[Article] = relationship(back_populates="topics")
 
@@ -331,3 +334,23 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --------------------------------------------------------------------------------------------
+# Topics: `newsmon retag` checkpoints (issue 10)
+# --------------------------------------------------------------------------------------------
+
+
+class RetagCheckpoint(Base):
+    """How far a retag run with one rule set (and --since) got, so a killed run continues."""
+
+    __tablename__ = "retag_checkpoints"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # rules fingerprint + since
+    last_article_id: Mapped[int] = mapped_column(IdType, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_newer: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from monitor.storage.models import Article, Feed, Story
+from monitor.storage.models import Article, ArticleTopic, Feed, Story
 
 
 def feed_row(f: Feed) -> dict[str, Any]:
@@ -196,17 +196,8 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any] | None:
 
 
 def topic_explanations(session: Session, article_id: int) -> list[dict[str, Any]]:
-    """The topics of an article and why each was given.
-
-    Reads ``score`` and ``explanation`` from article_topics when those columns exist (the topics
-    work adds them); until then each topic says its explanation was not recorded.
-    """
-    from monitor.storage.models import ArticleTopic
-
-    rows = session.scalars(select(ArticleTopic).where(ArticleTopic.article_id == article_id)
-                           .order_by(ArticleTopic.topic)).all()
-    return [{"topic": t.topic, "score": getattr(t, "score", None),
-             "explanation": getattr(t, "explanation", None)} for t in rows]
+    """The topics of an article and why each was given (score, one-line reason, the tagger's record)."""
+    return article_topics(session, article_id)
 
 
 def feed_health(session: Session, now) -> list[dict[str, Any]]:
@@ -296,4 +287,31 @@ def names_of_sources(session: Session, hosts: list[str]) -> dict[str, str]:
         ).first()
         if row:
             out[host] = row[0]
+
+
+def article_topics(session: Session, article_id: int) -> list[dict[str, Any]]:
+    """An article's topics with score and explanation (for the API and the article page).
+
+    Each entry: {"topic", "score", "reason", "explanation"}; `reason` is one readable line,
+    `explanation` the tagger's full record (terms found, signals, requirements). Tags stored
+    before explanations existed have score and explanation None. Empty for an unknown id.
+    """
+    return topics_for_articles(session, [article_id]).get(article_id, [])
+
+
+def topics_for_articles(session: Session, article_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """`article_topics` for many articles in one query (search results): id -> entries."""
+    ids = [i for i in article_ids if 0 < i <= 2**63 - 1]
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    rows = session.scalars(select(ArticleTopic).where(ArticleTopic.article_id.in_(ids))
+                           .order_by(ArticleTopic.article_id, ArticleTopic.topic))
+    for t in rows:
+        expl = t.explanation or None
+        out[t.article_id].append({
+            "topic": t.topic, "score": t.score,
+            "reason": expl.get("reason") if isinstance(expl, dict) else None,
+            "explanation": expl,
+        })
     return out

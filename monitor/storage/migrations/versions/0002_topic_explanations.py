@@ -10,7 +10,7 @@ import monitor.storage.models
 
 
 revision = '0002'
-down_revision = '0005'  # was '0001'; chained after main's latest (0005) when merging main
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

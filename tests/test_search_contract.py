@@ -68,10 +68,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(params=["fts5", pytest.param("meili", marks=pytest.mark.meili)])
+EMBEDDED = {"tantivy": "tantivy:///{}/index", "fts5": "sqlite:///{}/search.sqlite"}
+
+
+@pytest.fixture(params=["tantivy", "fts5", pytest.param("meili", marks=pytest.mark.meili)])
 def empty_backend(request, tmp_path) -> SearchBackend:
-    if request.param == "fts5":
-        be = open_backend(f"sqlite:///{tmp_path}/search.sqlite")
+    if request.param in EMBEDDED:
+        be = open_backend(EMBEDDED[request.param].format(tmp_path))
         be.setup()
         yield be
         be.close()
@@ -370,8 +373,9 @@ def test_meili_on_closed_port_raises_backend_unavailable():
     be.close()
 
 
-def test_embedded_concurrent_readers_and_writer(tmp_path):
-    be = open_backend(f"sqlite:///{tmp_path}/c.sqlite")
+@pytest.mark.parametrize("kind", sorted(EMBEDDED))
+def test_embedded_concurrent_readers_and_writer(tmp_path, kind):
+    be = open_backend(EMBEDDED[kind].format(tmp_path))
     be.upsert(corpus())
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -400,8 +404,9 @@ def test_embedded_concurrent_readers_and_writer(tmp_path):
     be.close()
 
 
-def test_embedded_writes_during_reindex_are_not_lost(tmp_path):
-    be = open_backend(f"sqlite:///{tmp_path}/r.sqlite")
+@pytest.mark.parametrize("kind", sorted(EMBEDDED))
+def test_embedded_writes_during_reindex_are_not_lost(tmp_path, kind):
+    be = open_backend(EMBEDDED[kind].format(tmp_path))
     be.upsert(corpus())
     live_new = SearchDocument(id="50", url="u", title="Late breaking ceasefire", text="t", source="s.org")
 

@@ -86,7 +86,7 @@ class _StoryStats:
 class TantivyBackend:
     """SearchBackend over Tantivy (``tantivy`` on PyPI). ``path`` is the index directory."""
 
-    def __init__(self, path: str | Path, *, lock_wait_s: float = 10.0) -> None:
+    def __init__(self, path: str | Path, *, lock_wait_s: float = 5.0) -> None:
         self.path = Path(path)
         self.lock_wait_s = lock_wait_s
         self._schema = article_schema()

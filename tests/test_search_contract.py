@@ -1,4 +1,4 @@
-"""One contract for every search backend: the embedded FTS5 one always, Meilisearch when MEILI_URL is set.
+"""One contract for every search backend: the embedded ones (Tantivy, FTS5) always, Meilisearch when MEILI_URL is set.
 
 The corpus is small and hand-made so every expected result can be read off the fixture below.
 """
@@ -435,6 +435,13 @@ def test_open_backend_selects_by_url(tmp_path):
     assert isinstance(emb, FTS5Backend) and isinstance(emb, SearchBackend)
     assert emb.path == f"{tmp_path}/s.sqlite"
     emb.close()
+    from search.tantivy_backend import TantivyBackend
+    tv = open_backend(f"tantivy:///{tmp_path}/ix")
+    assert isinstance(tv, TantivyBackend) and isinstance(tv, SearchBackend)
+    assert str(tv.path) == f"{tmp_path}/ix" and (tmp_path / "ix" / "CURRENT").exists()
+    tv.close()
+    with pytest.raises(ValueError, match="needs a path"):
+        open_backend("tantivy://")
     srv = open_backend("http://127.0.0.1:7700", api_key="k", index="articles_test")
     assert isinstance(srv, MeiliBackend) and isinstance(srv, SearchBackend) and srv.uid == "articles_test"
     with pytest.raises(ValueError, match="unsupported search URL"):

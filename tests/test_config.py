@@ -26,7 +26,7 @@ def test_settings_defaults_derive_from_home(tmp_path):
     s = Settings.from_env({"NEWSMON_HOME": str(tmp_path)}, cwd=tmp_path)
     assert s.home == tmp_path
     assert s.database_url == f"sqlite:///{tmp_path}/newsmon.sqlite"
-    assert s.search_url == f"sqlite:///{tmp_path}/search.sqlite"
+    assert s.search_url == f"tantivy:///{tmp_path}/search-index"
     assert s.allow_hosts == frozenset()
     assert s.feeds_path == default_feeds_path()  # no ./feeds.yaml in tmp_path
     assert s.workers >= 1 and s.max_bytes > 0

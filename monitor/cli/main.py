@@ -7,7 +7,6 @@ Exit codes: 0 success (an ingest pass that ran is a success even if some feeds f
 from __future__ import annotations
 
 import importlib
-import logging
 
 import click
 
@@ -90,6 +89,8 @@ def cli(verbose: int) -> None:
     story, and indexes everything for search. Configuration comes from the environment
     (NEWSMON_HOME, DATABASE_URL, SEARCH_URL, NEWSMON_ALLOW_HOSTS, NEWSMON_FEEDS) and feeds.yaml.
     """
+    import logging  # here, not at the top: `newsmon --help` never needs it
+
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -108,7 +108,8 @@ def reindex(progress: bool | None) -> None:
         total = article_count(app.db)
         show = sys.stderr.isatty() if progress is None else progress
         with tqdm(total=total, unit="doc", desc="reindex", disable=not show, file=sys.stderr) as bar:
-            n = do_reindex(app.db, app.backend, progress=lambda k: bar.update(k))
+            # backends report the running total, tqdm wants the increment
+            n = do_reindex(app.db, app.backend, progress=lambda done: bar.update(done - bar.n))
         click.echo(f"reindexed {n} article(s)")
     finally:
         app.close()

@@ -69,7 +69,7 @@ class Settings:
 
         home = Path(get("NEWSMON_HOME") or platformdirs.user_data_dir("newsmon")).expanduser()
         database_url = get("DATABASE_URL") or f"sqlite:///{home}/newsmon.sqlite"
-        search_url = get("SEARCH_URL") or f"sqlite:///{home}/search.sqlite"
+        search_url = get("SEARCH_URL") or f"tantivy:///{home}/search-index"
         for name, value in (("DATABASE_URL", database_url), ("SEARCH_URL", search_url)):
             if "://" not in value:
                 raise ConfigError(f"{name}: expected a URL such as sqlite:///path or postgresql://..., got {value!r}")

@@ -2,7 +2,7 @@
 
 Serves `monitor/demo/site/` (three feeds, article pages with boilerplate and syndicated
 copies) on 127.0.0.1, ingests it into a fresh demo home with the embedded defaults (SQLite +
-FTS5), shows what landed per topic and the biggest story, and keeps the site up so the user
+Tantivy), shows what landed per topic and the biggest story, and keeps the site up so the user
 can try `newsmon search`, `newsmon story` and `newsmon status` against the demo home.
 """
 

@@ -440,3 +440,29 @@ def test_timeline_axis_labels_sit_at_their_values():
     bar = chart.bars[0]
     assert abs(bar.h / plot_h - 1 / 3) < 0.01
     assert [b.count for b in chart.buckets] == [1, 3] and chart.interval == "day"
+
+
+def test_search_page_offers_the_digest_for_this_search(client):
+    page = client.get("/", params={"q": "NATO", "topic": "nato"})
+    assert page.status_code == 200
+    form = re.search(r'<form method="get" action="/digest/subscribe".*?</form>', page.text, re.S)
+    assert form, "the search page has no subscribe form"
+    assert 'name="q" value="NATO"' in form.group(0) and 'name="topic" value="nato"' in form.group(0)
+    # The digest's own form page is served by the same app, prefilled, with its CSRF token, under the CSP.
+    sub = client.get("/digest/subscribe", params={"q": "NATO", "topic": "nato", "email": "r@example.org"})
+    assert sub.status_code == 200
+    assert 'value="r@example.org"' in sub.text and 'value="NATO"' in sub.text and "csrf" in sub.text
+    assert "<style" not in sub.text and "style=" not in sub.text  # the CSP allows no inline styles
+    assert "style-src 'self'" in sub.headers["content-security-policy"]
+
+
+def test_digest_links_stay_public_when_login_is_required(home, monkeypatch):
+    monkeypatch.setenv("NEWSMON_REQUIRE_LOGIN", "1")
+    app_ctx = App.from_env()
+    try:
+        with TestClient(create_app(app_ctx)) as c:
+            assert c.get("/", follow_redirects=False).status_code in (302, 303, 401)
+            bad = c.get("/digest/unsubscribe", params={"token": "tampered"}, follow_redirects=False)
+            assert bad.status_code == 400 and "not valid" in bad.text
+    finally:
+        app_ctx.close()

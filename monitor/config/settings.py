@@ -117,7 +117,7 @@ class Settings:
 
 
 def _check_search_url(url: str) -> None:
-    """A SEARCH_URL a backend can use: sqlite:///path, or http(s)://host[:port] with a real host."""
+    """A SEARCH_URL a backend can use: tantivy:///dir or sqlite:///path, or http(s)://host[:port] with a real host."""
     from urllib.parse import urlsplit
 
     try:
@@ -125,12 +125,12 @@ def _check_search_url(url: str) -> None:
         port = parts.port  # raises on a non-numeric or out-of-range port
     except ValueError as exc:
         raise ConfigError(f"SEARCH_URL: not a valid URL ({exc}): {url!r}") from None
-    if parts.scheme == "sqlite":
+    if parts.scheme in ("sqlite", "tantivy"):
         if not parts.path.lstrip("/"):
-            raise ConfigError(f"SEARCH_URL: a sqlite search URL needs a file path, got {url!r}")
+            raise ConfigError(f"SEARCH_URL: a {parts.scheme} search URL needs a path, got {url!r}")
         return
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"SEARCH_URL: use sqlite:///path (embedded) or http(s)://host:7700 (Meilisearch), got {url!r}")
+        raise ConfigError(f"SEARCH_URL: use tantivy:///dir or sqlite:///path (embedded) or http(s)://host:7700 (Meilisearch), got {url!r}")
     host = parts.hostname or ""
     if not re.fullmatch(r"[A-Za-z0-9.\-]+|[0-9A-Fa-f:.]+", host) or port == 0:
         raise ConfigError(f"SEARCH_URL: {host!r} is not a host name or IP address in {url!r}")

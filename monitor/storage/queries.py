@@ -287,6 +287,7 @@ def names_of_sources(session: Session, hosts: list[str]) -> dict[str, str]:
         ).first()
         if row:
             out[host] = row[0]
+    return out
 
 
 def article_topics(session: Session, article_id: int) -> list[dict[str, Any]]:

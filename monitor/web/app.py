@@ -61,6 +61,9 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+DIGEST_PUBLIC_PATHS = ("/digest/confirm", "/digest/unsubscribe")
+
+
 def _wants_json(request: Request) -> bool:
     path = request.url.path
     return path.startswith("/api/") or path.endswith((".json", ".jsonl", ".csv", ".atom"))
@@ -80,7 +83,8 @@ def create_app(ctx, *, extra_routers: Sequence[APIRouter] = (), public_paths: It
     (e.g. the digest's signed unsubscribe links).
     """
     settings = ctx.settings
-    public = tuple(PUBLIC_PATHS) + tuple(public_paths)
+    # Signed opt-in and unsubscribe links must work for subscribers who have no account.
+    public = tuple(PUBLIC_PATHS) + DIGEST_PUBLIC_PATHS + tuple(public_paths)
 
     def login_gate(request: Request) -> None:
         if settings.require_login and not request.url.path.startswith(public):
@@ -148,11 +152,11 @@ def create_app(ctx, *, extra_routers: Sequence[APIRouter] = (), public_paths: It
         log.warning("search backend failed: %s", exc)
         return _error(request, 503, f"the search index is not answering right now: {exc}")
 
+    from monitor.digest.web import digest_router
     from monitor.web import routes_admin, routes_api, routes_auth, routes_export, routes_pages
 
     for router in (routes_pages.router, routes_api.router, routes_api.health_router, routes_export.router,
-                   routes_auth.router,
-                   routes_admin.router, *extra_routers):
+                   routes_auth.router, routes_admin.router, digest_router(ctx), *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

@@ -156,6 +156,9 @@ class StoryEngine:
         if ts is not None and (self._latest is None or ts > self._latest):
             self._latest = ts
             self._auto_evict()
+        elif self._evicted_to is not None and key < self._evicted_to:
+            # Older than the window already: a rebuilt engine would not hold it, so neither do we.
+            self.evict_before(self._evicted_to)
 
     def _auto_evict(self) -> None:
         # Cut-offs on whole hours of article time: eviction walks heaps (per article would be
@@ -288,6 +291,14 @@ class StoryEngine:
             enc = self._stories.learn(item.id, feats.story)
             self._stories.add(item.id, enc, tkey, decision.story_id)
         self._remember(decision, ts)
+
+    def restore_counts(self, item: ClusterItem) -> None:
+        """Count a stored original older than the window in the IDF only (it is among the latest `idf_docs`)."""
+        s = self.settings
+        straight = straighten((item.text or "")[: s.max_text_chars])
+        tf = story_features(item.title or "", straight, lead_words=s.lead_words, max_words=s.max_story_words,
+                            zone_weights=s.zone_weights, straightened=True)
+        self._stories.learn(item.id, tf)
 
     def evict_before(self, t: datetime | float) -> None:
         """Drop copies index entries, stories and remembered decisions older than `t` (article time)."""

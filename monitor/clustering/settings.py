@@ -40,7 +40,7 @@ class ClusterSettings:
     # The IDF counts the latest `idf_docs` originals (copies excluded), so it and the vocabulary
     # are bounded, and a restarted process rebuilds the same counts from the database. By count,
     # not by time: a sparse stream (a research set spread over months) keeps a useful IDF.
-    idf_docs: int = 20_000
+    idf_docs: int = 10_000
     index_terms: int = 25
     max_candidates: int = 20           # stories scored per article (by shared top features); 12-40 score the same on both sets
     max_story_words: int = 1500         # the event is stated early; later words only cost time

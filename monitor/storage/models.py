@@ -209,3 +209,16 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# -- clustering (engine <-> database coordination) ------------------------------------------
+
+
+class ClusterState(Base):
+    """One row: the clustering generation, bumped by `recluster` so running workers rebuild their engine."""
+
+    __tablename__ = "cluster_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

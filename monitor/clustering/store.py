@@ -128,8 +128,11 @@ class Clusterer:
 
     # -- one transaction -------------------------------------------------------------------
 
-    def begin(self, session: Session) -> None:
-        """Take the clustering lock for this transaction and bring the engine up to date."""
+    def begin(self, session: Session, lookups: list = ()) -> tuple:
+        """Take the clustering lock for this transaction and bring the engine up to date.
+
+        `lookups` (scalar subqueries of the caller) run in the same statement; their values are returned.
+        """
         self._hook(session)
         if session.bind.dialect.name == "postgresql":
             # Ids are drawn under the lock, so they grow in commit order and "id > last seen"
@@ -139,9 +142,10 @@ class Clusterer:
             ), {"k": ADVISORY_KEY}).one()[1]
         else:
             self._flock()
-        max_id, generation = session.execute(select(
+        max_id, generation, *found = session.execute(select(
             select(func.max(Article.id)).scalar_subquery(),
             select(ClusterState.generation).where(ClusterState.id == 1).scalar_subquery(),
+            *lookups,
         )).one()
         if session.bind.dialect.name != "postgresql":
             # SQLite hands out max(id) + 1; we hold the only clustering writer's lock.
@@ -153,6 +157,7 @@ class Clusterer:
             self._load(session)
         elif max_id is not None and max_id > self._last_seen_id:
             self._catch_up(session)
+        return tuple(found)
 
     def next_id(self) -> int:
         """The id the article being saved gets (drawn in `begin`, under the lock)."""

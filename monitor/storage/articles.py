@@ -111,23 +111,30 @@ def _apply_fields(article: Article, cand: ArticleCandidate) -> None:
     article.updated_at = utcnow()
 
 
-def find_existing(session: Session, cand: ArticleCandidate) -> tuple[Article | None, str]:
-    """The stored article this candidate is (by any of its URLs, else by its text), in one query."""
+def existing_lookups(cand: ArticleCandidate) -> list:
+    """Scalar subqueries: the article stored under one of the candidate's URLs; the first with its text."""
     # Every stored article's canonical URL is one of its ArticleUrl rows, so one lookup covers
     # the canonical URL, the feed link and the redirect target.
     urls = [u for u, _ in _candidate_urls(cand)]
-    by_url = select(ArticleUrl.article_id).where(ArticleUrl.url.in_(urls)).limit(1).scalar_subquery()
+    lookups = [select(ArticleUrl.article_id).where(ArticleUrl.url.in_(urls)).limit(1).scalar_subquery()]
     if len(cand.text) >= MIN_TEXT_FOR_HASH:
-        by_hash = (select(Article.id).where(Article.content_hash == cand.content_hash)
-                   .order_by(Article.id).limit(1).scalar_subquery())
-        url_id, hash_id = session.execute(select(by_url, by_hash)).one()
-    else:
-        url_id, hash_id = session.scalar(select(by_url)), None
+        lookups.append(select(Article.id).where(Article.content_hash == cand.content_hash)
+                       .order_by(Article.id).limit(1).scalar_subquery())
+    return lookups
+
+
+def _resolve(session: Session, found: tuple) -> tuple[Article | None, str]:
+    url_id, hash_id = (tuple(found) + (None,))[:2]
     if url_id is not None:
         return session.get(Article, url_id), "duplicate-url"
     if hash_id is not None:
         return session.get(Article, hash_id), "duplicate-hash"
     return None, "new"
+
+
+def find_existing(session: Session, cand: ArticleCandidate) -> tuple[Article | None, str]:
+    """The stored article this candidate is (by any of its URLs, else by its text), in one query."""
+    return _resolve(session, session.execute(select(*existing_lookups(cand))).one())
 
 
 def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> SaveOutcome:
@@ -138,8 +145,10 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
     another clustering writer, and the decision goes into the article's INSERT.
     """
     if clusterer is not None:
-        clusterer.begin(session)
-    existing, how = find_existing(session, cand)
+        # Under the clustering lock, in the same statement that brings the engine up to date.
+        existing, how = _resolve(session, clusterer.begin(session, existing_lookups(cand)))
+    else:
+        existing, how = find_existing(session, cand)
     if existing is not None:
         urls = _candidate_urls(cand)
         if how == "duplicate-hash":

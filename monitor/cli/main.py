@@ -28,6 +28,9 @@ COMMANDS: dict[str, str] = {
     "recluster": "monitor.cli.stories:recluster",
     "cluster": "monitor.cli.stories:cluster",
     "demo": "monitor.cli.demo:demo",
+    "digest": "monitor.cli.digest:digest",
+    "doctor": "monitor.cli.doctor:doctor",
+    "prune": "monitor.cli.prune:prune",
 }
 
 # One-line help shown by `newsmon --help` without importing every command module.
@@ -44,6 +47,9 @@ SHORT_HELP: dict[str, str] = {
     "recluster": "Recompute duplicates and stories with the current settings.",
     "cluster": "Dedup and story-cluster a JSONL file offline (no database).",
     "demo": "The whole flow offline on the bundled sample news site.",
+    "digest": "Saved searches and daily digest e-mails: subscribe, list, preview, send.",
+    "doctor": "Check configuration, database, migrations, search backend and SMTP.",
+    "prune": "Clear raw page HTML and fetch attempts past their retention.",
 }
 
 

@@ -134,7 +134,9 @@ class Article(Base):
     guid: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
-    html: Mapped[str | None] = mapped_column(Text)  # sanitised with nh3
+    # The page as fetched (raw: re-extract it, never render it), or the feed's HTML sanitised with
+    # nh3; cleared after NEWSMON_KEEP_HTML_DAYS by `newsmon prune`.
+    html: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)
     text_source: Mapped[str] = mapped_column(String(20))  # page | feed-content | feed-summary
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
@@ -202,13 +204,104 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-class Meta(Base):
-    """Small key/value facts about this database (e.g. when the index was last rebuilt)."""
+# --------------------------------------------------------------------------------------------
+# Digest: saved searches, subscriptions and delivery records (monitor/digest/)
+# --------------------------------------------------------------------------------------------
 
-    __tablename__ = "meta"
+from datetime import date as _date  # noqa: E402  (kept with the digest models it serves)
 
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+from sqlalchemy import Date, UniqueConstraint  # noqa: E402
+
+
+class SavedSearch(Base):
+    """A named query with filters, saved from the web UI's search page or the CLI."""
+
+    __tablename__ = "saved_searches"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    query: Mapped[str] = mapped_column(Text, default="")
+    topics: Mapped[list] = mapped_column(JSON, default=list)
+    sources: Mapped[list] = mapped_column(JSON, default=list)
+    languages: Mapped[list] = mapped_column(JSON, default=list)
+    owner: Mapped[str | None] = mapped_column(String(320))  # web user or e-mail that saved it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Subscription(Base):
+    """An e-mail address receiving the daily digest of one saved search at an hour in a time zone.
+
+    state: pending (waiting for the opt-in link) | active | paused | unsubscribed.
+    """
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("email", "saved_search_id", name="uq_subscriptions_email_search"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    saved_search_id: Mapped[int] = mapped_column(ForeignKey("saved_searches.id", ondelete="CASCADE"), index=True)
+    send_hour: Mapped[int] = mapped_column(Integer, default=7)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    send_empty: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # confirmed or last resumed
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped on every (re)subscribe so links from an earlier subscription stop working.
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    saved_search: Mapped[SavedSearch] = relationship(lazy="joined")
+
+
+class Delivery(Base):
+    """One digest for one subscription and one local day: the exactly-once record.
+
+    The unique (subscription_id, local_day) key is the claim: whoever inserts the row owns that
+    day's digest. state: claimed | sending | sent | empty | retry | failed | uncertain | superseded.
+    """
+
+    __tablename__ = "digest_deliveries"
+    __table_args__ = (UniqueConstraint("subscription_id", "local_day", name="uq_digest_deliveries_sub_day"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    local_day: Mapped[_date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str] = mapped_column(String(300))
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    story_count: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- ops: index dead letters -----------------------------------------------------------------
+
+
+class IndexDeadLetter(Base):
+    """An outbox entry the search backend kept rejecting: parked here with its error.
+
+    `newsmon status` lists them; `newsmon index --retry-dead` puts them back in the outbox.
+    """
+
+    __tablename__ = "index_dead_letters"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    article_id: Mapped[int] = mapped_column(IdType, index=True)
+    op: Mapped[str] = mapped_column(String(10))  # upsert | delete
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dead_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
 
 
 # -- clustering (engine <-> database coordination) ------------------------------------------

@@ -1,14 +1,14 @@
 """cluster_state: the clustering generation that recluster bumps and live workers watch
 
 Revision ID: 0007
-Revises: 0001
+Revises: 0005
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0007"
-down_revision = "0001"
+down_revision = "0005"  # the lead re-chains at merge; single head meanwhile
 branch_labels = None
 depends_on = None
 

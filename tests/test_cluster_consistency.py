@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from monitor.clustering.offline import parse_time
+from monitor.stages.dates import parse_datetime as parse_time
 from monitor.clustering.recluster import recluster_articles
 from monitor.clustering.store import Clusterer
 from monitor.stages.textnorm import content_hash

@@ -1,18 +1,26 @@
-"""Speed and memory of dedup + story clustering on a synthetic 100,000-article stream.
+"""Speed and memory of dedup + story clustering on a synthetic stream, beside plain baselines.
 
 The corpus is generated deterministically (random.Random(20261128)) from the
 real texts under tests/data (extraction ground truth, dedup and stories sets,
 seed): each article mixes paragraphs of two or three base texts, substitutes
 ~15% of its words, shuffles or cuts paragraphs; one in ten is a syndicated copy
 (headline, dateline, cut ending, footer, typo) of a recent article and one in
-fifty an exact re-post. Published times are spread evenly over 60 days
-(window 7 days: ~11,700 articles in memory at 100K).
+fifty an exact re-post. Published times are spread over n / per_day days
+(default 2,000 articles a day: the 7-day window holds ~14,000 articles at any n,
+as a real deployment's would, instead of growing with n).
 
-Reports per-article add() time around 10K and 100K articles processed, peak
-memory (ru_maxrss; tracemalloc of the engine state after restore, in total and
-per article of the window), and the time to rebuild the in-memory state with
-restore() from the decisions of the last window, as a restarted worker would
-(timed without tracemalloc, which slows allocation-heavy code about 2x).  `python benchmarks/cluster_perf.py [--n 100000]`.
+Reports, CPU time (process_time) beside wall time, per article over the last
+1,000 articles before each mark (10K, 100K, 1M, n):
+- features (`compute_features`: in ingest they run in the extraction processes),
+- decide (`StoryEngine.add` with features given: what the storing process pays),
+- both together;
+the same stream's first `--baseline-n` articles through `cluster_baseline.BaselineClusterer`
+(datasketch MinHashLSH + TF-IDF nearest neighbour) and our engine's cost at that mark;
+state sizes at each mark (the vocabulary must not grow with n), peak RSS, the engine state
+size (tracemalloc after restore, per window article) and the time to rebuild it with
+restore(), as a restarted worker would.
+
+    python benchmarks/cluster_perf.py [--n 100000] [--per-day 2000] [--baseline-n 20000]
 """
 
 from __future__ import annotations
@@ -28,7 +36,10 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from monitor.clustering.engine import ClusterItem, ClusterSettings, StoryEngine
+from monitor.clustering.engine import ClusterItem, ClusterSettings, StoryEngine, compute_features
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster_baseline import BaselineClusterer  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
@@ -46,13 +57,13 @@ def base_texts() -> list[list[str]]:
     return out
 
 
-def generate(n: int, seed: int = 20261128, days: float = 60.0):
+def generate(n: int, seed: int = 20261128, per_day: float = 2000.0):
     """Yield n ClusterItems (deterministic)."""
     rnd = random.Random(seed)
     bases = base_texts()
     vocab = sorted({w for paras in bases for p in paras for w in p.split() if w.isalpha()})
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    step = days * 86400.0 / n
+    step = 86400.0 / per_day
     recent: deque = deque(maxlen=500)
     for i in range(n):
         published = t0 + timedelta(seconds=i * step + rnd.uniform(-600, 600))
@@ -87,36 +98,64 @@ def generate(n: int, seed: int = 20261128, days: float = 60.0):
         yield item
 
 
-def run(n: int) -> dict:
+BATCH = 1000
+
+
+def _marks(n: int, extra: int) -> list[int]:
+    return sorted({m for m in (10_000, 100_000, 1_000_000, n, extra) if 0 < m <= n})
+
+
+def run(n: int, per_day: float, baseline_n: int) -> dict:
     settings = ClusterSettings()
-    marks = sorted({min(n, 10_000), n})
+    marks = _marks(n, baseline_n)
     engine = StoryEngine(settings)
     window_items: deque = deque()
-    per_mark: dict[int, float] = {}
-    batch = max(1, min(1000, n // 10))
-    t_batch, t_total = 0.0, 0.0
-    gen_t = 0.0
-    # tracemalloc slows every allocation ~2x; only ru_maxrss during the timed run
-    it = generate(n)
-    for i in range(1, n + 1):
-        g0 = time.perf_counter()
-        item = next(it)
-        g1 = time.perf_counter()
-        d = engine.add(item)
-        dt = time.perf_counter() - g1
-        gen_t += g1 - g0
-        t_total += dt
+    acc = {m: [0.0, 0.0, 0.0, 0.0] for m in marks}   # features cpu, decide cpu, features wall, decide wall
+    states = {}
+    cpu = time.process_time
+    wall = time.perf_counter
+    baseline = {}
+    if baseline_n:
+        base = BaselineClusterer(window_days=settings.window_days)
+        b_cpu = b_wall = 0.0
+        for i, item in enumerate(generate(baseline_n, per_day=per_day), 1):
+            c0, w0 = cpu(), wall()
+            base.add(item.id, item.title, item.text, item.published)
+            if i > baseline_n - BATCH:
+                b_cpu += cpu() - c0
+                b_wall += wall() - w0
+        baseline = {"articles": baseline_n,
+                    "baseline_cpu_ms_per_article": round(b_cpu / BATCH * 1000, 3),
+                    "baseline_wall_ms_per_article": round(b_wall / BATCH * 1000, 3)}
+        print(f"  baseline at {baseline_n}: {baseline}", file=sys.stderr, flush=True)
+        del base
+
+    for i, item in enumerate(generate(n, per_day=per_day), 1):
+        c0, w0 = cpu(), wall()
+        feats = compute_features(item.title, item.text, settings)
+        c1, w1 = cpu(), wall()
+        d = engine.add(item, feats)
+        c2, w2 = cpu(), wall()
         window_items.append((item, d))
         cutoff = item.published - timedelta(days=settings.window_days)
         while window_items[0][0].published < cutoff:
             window_items.popleft()
         for m in marks:
-            if m - batch < i <= m:
-                per_mark[m] = per_mark.get(m, 0.0) + dt
+            if m - BATCH < i <= m:
+                a = acc[m]
+                a[0] += c1 - c0
+                a[1] += c2 - c1
+                a[2] += w1 - w0
+                a[3] += w2 - w1
+            if i == m:
+                states[m] = engine.stats()
+                a = acc[m]
+                print(f"  mark {m}: cpu features {a[0] / BATCH * 1000:.3f} decide {a[1] / BATCH * 1000:.3f} "
+                      f"total {(a[0] + a[1]) / BATCH * 1000:.3f} ms/article, wall total "
+                      f"{(a[2] + a[3]) / BATCH * 1000:.3f} ms; state {states[m]}, rss {_rss():.0f} MB",
+                      file=sys.stderr, flush=True)
         if i % 10_000 == 0:
-            print(f"  {i} articles, {t_total / i * 1000:.2f} ms/article so far, state {engine.stats()}",
-                  file=sys.stderr, flush=True)
-    stats = engine.stats()
+            print(f"  {i} articles, state {engine.stats()}, rss {_rss():.0f} MB", file=sys.stderr, flush=True)
 
     # restart: a new engine rebuilt from the stored decisions of the window,
     # timed without tracemalloc, then once more under tracemalloc to size its state
@@ -125,39 +164,50 @@ def run(n: int) -> dict:
     fresh = StoryEngine(settings)
     for item, d in window_items:
         fresh.restore(item, d)
-    restore_plain_s = time.perf_counter() - t0
+    restore_s = time.perf_counter() - t0
     del fresh
     tracemalloc.start()
-    t0 = time.perf_counter()
     fresh = StoryEngine(settings)
     for item, d in window_items:
         fresh.restore(item, d)
-    restore_s = time.perf_counter() - t0
     state_mb = tracemalloc.get_traced_memory()[0] / 2**20
     tracemalloc.stop()
+    per = lambda x: round(x / BATCH * 1000, 3)  # noqa: E731
+    if baseline:
+        ours = acc[baseline_n]
+        baseline["ours_cpu_ms_per_article"] = per(ours[0] + ours[1])
+        baseline["ratio_ours_to_baseline_cpu"] = round((ours[0] + ours[1]) / BATCH * 1000
+                                                       / max(baseline["baseline_cpu_ms_per_article"], 1e-9), 3)
     return {
         "articles": n,
-        "ms_per_article_at": {str(m): round(per_mark[m] / batch * 1000, 3) for m in marks},
-        "ms_per_article_overall": round(t_total / n * 1000, 3),
-        "batch_size_for_marks": batch,
-        "state_at_end": stats,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "restore_articles": len(window_items),
-        "restore_seconds": round(restore_plain_s, 2),
-        "restore_seconds_with_tracemalloc": round(restore_s, 2),
+        "articles_per_day": per_day,
+        "window_days": settings.window_days,
+        "per_article_ms_at": {str(m): {"cpu_features": per(a[0]), "cpu_decide": per(a[1]),
+                                       "cpu_total": per(a[0] + a[1]), "wall_total": per(a[2] + a[3])}
+                              for m, a in acc.items()},
+        "state_at": {str(m): st for m, st in states.items()},
+        "baseline": baseline,
+        "peak_rss_mb": round(_rss(), 1),
+        "window_articles_at_end": len(window_items),
         "engine_state_mb_after_restore": round(state_mb, 1),
         "engine_state_kb_per_window_article": round(state_mb * 1024 / max(1, len(window_items)), 1),
-        "restore_ms_per_article": round(restore_plain_s / max(1, len(window_items)) * 1000, 3),
-        "restore_ms_per_article_with_tracemalloc": round(restore_s / max(1, len(window_items)) * 1000, 3),
-        "generation_seconds": round(gen_t, 1),
+        "restore_seconds": round(restore_s, 2),
+        "restore_ms_per_article": round(restore_s / max(1, len(window_items)) * 1000, 3),
     }
+
+
+def _rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000, help="articles to generate (default 100000)")
+    ap.add_argument("--per-day", type=float, default=2000.0, help="articles per day of publication time (default 2000)")
+    ap.add_argument("--baseline-n", type=int, default=20_000,
+                    help="articles of the same stream run through the baseline (0: skip; default 20000)")
     args = ap.parse_args(argv)
-    res = run(args.n)
+    res = run(args.n, args.per_day, min(args.baseline_n, args.n))
     print(json.dumps(res, indent=2))
     return 0
 

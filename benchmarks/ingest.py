@@ -1,16 +1,22 @@
 """Benchmark: our whole ingest against trafilatura alone on the same pages, in the same run.
 
 Serves the real article pages of the extraction fixtures (tests/data/extraction, 91 pages) plus
-an RSS feed linking them from a local HTTP server in a separate process, then
+an RSS feed linking them from a local HTTP server in a separate process, then, each round:
 
-1. baseline: `trafilatura.extract(html, include_comments=False)` on the same bytes, one process;
+1. baseline: `trafilatura.extract` on the same bytes with the settings newsmon uses
+   (monitor/stages/extract.py: `include_comments=False, fast=True`, the same config), on one
+   process and on a pool of 2 processes; and, for reference, trafilatura's default mode
+   (`fast=False`, fallbacks on);
 2. ours: `Pipeline.run` over the feed — fetch, parse, fetch pages, extract with metadata, topics,
    exact + near-duplicate detection, story clustering, store (SQLite), index (FTS5) — with one
-   extraction process, then with two (both cores).
+   process, 2 and 4 extraction processes.
 
-Prints articles/s for each, the ratios against the baseline, and peak RSS.
+Prints, as medians over the rounds: articles/s (wall) and CPU ms per article (all processes:
+this one and the extraction children), ratios against the baseline on the same number of
+processes, the 2-vs-1 and 4-vs-2 scaling, SQL statements per stored article (counted with a
+SQLAlchemy `before_cursor_execute` listener; an executemany counts once), and peak RSS.
 
-    .venv/bin/python benchmarks/ingest.py [--rounds 3] [--repeat 1]
+    .venv/bin/python benchmarks/ingest.py [--rounds 3] [--repeat 1] [--profile]
 
 `--repeat K` serves every page K times under different URLs with a distinct paragraph added,
 so the copies are near-duplicates (the dedup stage does real work) but never exact copies.
@@ -30,11 +36,13 @@ import sys
 import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import trafilatura  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "extraction"
 
@@ -89,14 +97,48 @@ def serve(port_queue, repeat: int) -> None:
     server.serve_forever()
 
 
-def baseline(pages: dict[str, bytes]) -> float:
-    start = time.perf_counter()
-    for raw in pages.values():
-        trafilatura.extract(raw, include_comments=False)
-    return len(pages) / (time.perf_counter() - start)
+@dataclass
+class Measure:
+    rate: float          # articles (pages) per second, wall
+    cpu_ms: float        # CPU ms per article, every process involved
+    statements: float = 0.0   # SQL statements per stored article (ours only)
 
 
-def ours(base: str, workers: int, n_expected: int) -> tuple[float, int]:
+def _cpu_now() -> tuple[float, float]:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def _extract_fast(raw: bytes) -> None:
+    from monitor.stages.extract import _CONFIG
+
+    trafilatura.extract(raw, include_comments=False, fast=True, config=_CONFIG)
+
+
+def _extract_default(raw: bytes) -> None:
+    trafilatura.extract(raw, include_comments=False)
+
+
+def baseline(pages: dict[str, bytes], processes: int, fast: bool = True) -> Measure:
+    fn = _extract_fast if fast else _extract_default
+    if processes == 1:
+        c0, w0 = time.process_time(), time.perf_counter()
+        for raw in pages.values():
+            fn(raw)
+        return Measure(len(pages) / (time.perf_counter() - w0), (time.process_time() - c0) / len(pages) * 1000)
+    ctx = multiprocessing.get_context("fork")
+    pool = ctx.Pool(processes)
+    pool.map(abs, range(processes * 4))   # start the processes outside the timed part
+    (s0, k0), w0 = _cpu_now(), time.perf_counter()
+    pool.map(fn, list(pages.values()), chunksize=1)
+    wall = time.perf_counter() - w0
+    pool.close()
+    pool.join()
+    s1, k1 = _cpu_now()
+    return Measure(len(pages) / wall, ((s1 - s0) + (k1 - k0)) / len(pages) * 1000)
+
+
+def ours(base: str, workers: int, n_expected: int, profile: str | None = None) -> Measure:
     from monitor.app import App
     from monitor.config import FeedConfig, Settings
     from monitor.storage.outbox import drain_outbox
@@ -110,23 +152,39 @@ def ours(base: str, workers: int, n_expected: int) -> tuple[float, int]:
         (feed_id,) = sync_feeds(app.db, [FeedConfig(url=f"{base}/feed.xml")])
         backend = app.backend
         if pipeline.extractor is not None:  # start the worker processes outside the timed part
-            list(pipeline.extractor.map(abs, range(workers)))
-        start = time.perf_counter()
+            list(pipeline.extractor.map(abs, range(workers * 4)))
+        statements = [0]
+
+        @event.listens_for(app.db.engine, "before_cursor_execute")
+        def _count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+            statements[0] += 1
+
+        prof = None
+        if profile:
+            import cProfile
+            prof = cProfile.Profile()
+            prof.enable()
+        (s0, k0), start = _cpu_now(), time.perf_counter()
         summary = pipeline.run([feed_id])
         drain_outbox(app.db, backend)
         elapsed = time.perf_counter() - start
-        pipeline.close()
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(profile)
+        pipeline.close()   # reaps the extraction processes, so their CPU time is counted
+        s1, k1 = _cpu_now()
         app.close()
-    stored = summary.new_articles + summary.duplicates
     if summary.entries != n_expected:
         raise SystemExit(f"pipeline saw {summary.entries} entries, expected {n_expected}")
-    return summary.entries / elapsed, stored
+    return Measure(summary.entries / elapsed, ((s1 - s0) + (k1 - k0)) / summary.entries * 1000,
+                   statements[0] / max(1, summary.new_articles))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="repeat each measurement; the median is reported")
     ap.add_argument("--repeat", type=int, default=1, help="serve each page this many times (near-duplicate copies)")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile the last 1-process ingest round into FILE")
     args = ap.parse_args()
 
     pages = load_pages(args.repeat)
@@ -135,23 +193,39 @@ def main() -> None:
     server = ctx.Process(target=serve, args=(q, args.repeat), daemon=True)
     server.start()
     base = f"http://127.0.0.1:{q.get(timeout=30)}"
+    runs: dict[str, list[Measure]] = {k: [] for k in ("base1", "base2", "default1", "ours1", "ours2", "ours4")}
     try:
-        baseline(dict(list(pages.items())[:5]))  # warm imports and caches for both sides alike
-        base_rates, one_rates, two_rates = [], [], []
-        for _ in range(args.rounds):
-            base_rates.append(baseline(pages))
-            one_rates.append(ours(base, 1, len(pages))[0])
-            two_rates.append(ours(base, 2, len(pages))[0])
+        baseline(dict(list(pages.items())[:5]), 1)  # warm imports and caches for both sides alike
+        for r in range(args.rounds):
+            runs["base1"].append(baseline(pages, 1))
+            runs["base2"].append(baseline(pages, 2))
+            runs["default1"].append(baseline(pages, 1, fast=False))
+            last = r == args.rounds - 1
+            runs["ours1"].append(ours(base, 1, len(pages), args.profile if last else None))
+            runs["ours2"].append(ours(base, 2, len(pages)))
+            runs["ours4"].append(ours(base, 4, len(pages)))
     finally:
         server.terminate()
-    b, one, two = (statistics.median(r) for r in (base_rates, one_rates, two_rates))
+    med = {k: Measure(statistics.median(m.rate for m in v), statistics.median(m.cpu_ms for m in v),
+                      statistics.median(m.statements for m in v)) for k, v in runs.items()}
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    b1, b2, d1, o1, o2, o4 = (med[k] for k in ("base1", "base2", "default1", "ours1", "ours2", "ours4"))
     print(f"pages: {len(pages)} ({args.repeat} cop{'y' if args.repeat == 1 else 'ies'} of the 91 extraction pages), "
-          f"rounds: {args.rounds}, cores: {os.cpu_count()}")
-    print(f"trafilatura alone (extract, comments off), 1 process : {b:7.1f} articles/s")
-    print(f"newsmon ingest, 1 extraction process                 : {one:7.1f} articles/s   ratio {one / b:.2f}")
-    print(f"newsmon ingest, 2 extraction processes               : {two:7.1f} articles/s   ratio {two / b:.2f}")
+          f"rounds: {args.rounds} (medians), cores: {os.cpu_count()}")
+    print("                                                 articles/s   CPU ms/article")
+    print(f"trafilatura fast=True (our settings), 1 process : {b1.rate:8.1f}   {b1.cpu_ms:8.1f}")
+    print(f"trafilatura fast=True (our settings), 2 processes: {b2.rate:8.1f}   {b2.cpu_ms:8.1f}")
+    print(f"trafilatura default mode (fallbacks), 1 process : {d1.rate:8.1f}   {d1.cpu_ms:8.1f}")
+    print(f"newsmon ingest, 1 process                       : {o1.rate:8.1f}   {o1.cpu_ms:8.1f}   "
+          f"rate {o1.rate / b1.rate:.2f}x, CPU {o1.cpu_ms / b1.cpu_ms:.2f}x trafilatura fast 1-proc "
+          f"(CPU {o1.cpu_ms / d1.cpu_ms:.2f}x default mode)")
+    print(f"newsmon ingest, 2 extraction processes          : {o2.rate:8.1f}   {o2.cpu_ms:8.1f}   "
+          f"rate {o2.rate / b2.rate:.2f}x, CPU {o2.cpu_ms / b2.cpu_ms:.2f}x trafilatura fast 2-proc")
+    print(f"newsmon ingest, 4 extraction processes          : {o4.rate:8.1f}   {o4.cpu_ms:8.1f}")
+    print(f"scaling: 2 vs 1 process {o2.rate / o1.rate:.2f}x (trafilatura {b2.rate / b1.rate:.2f}x), "
+          f"4 vs 2 {o4.rate / o2.rate:.2f}x")
+    print(f"SQL statements per stored article: 1 process {o1.statements:.1f}, 2 processes {o2.statements:.1f}")
     print(f"peak RSS: main process {rss_self:.0f} MB, largest child {rss_children:.0f} MB")
 
 

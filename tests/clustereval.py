@@ -28,13 +28,64 @@ def _scorer():
     return mod
 
 
-def score_set(name: str, settings: ClusterSettings | None = None) -> dict:
-    """Cluster tests/data/<name>/items.jsonl and score against its gold.jsonl."""
+def is_check(item_id: str) -> bool:
+    """The held-out part: id number divisible by 5 (decimal for s-NNN, hex for d-<hex>)."""
+    prefix, num = item_id.split("-", 1)
+    return int(num, 16 if prefix == "d" else 10) % 5 == 0
+
+
+def _gold_subset(gold: Path, part: str | None, tmp: Path) -> Path:
+    if part is None:
+        return gold
+    rows = [json.loads(line) for line in open(gold, encoding="utf-8")]
+    keep = [r for r in rows if is_check(r["id"]) == (part == "check")]
+    out = tmp / f"gold-{part}.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+    return out
+
+
+def score_set(name: str, settings: ClusterSettings | None = None, part: str | None = None,
+              baseline: bool = False) -> dict:
+    """Cluster tests/data/<name>/items.jsonl, score against gold.jsonl (`part`: None, "tune" or "check").
+
+    The whole set is always clustered (the engine needs the stream); `part` restricts scoring
+    to the pairs among that part's items.
+    """
     folder = DATA / name
     with tempfile.TemporaryDirectory() as tmp:
         pred = Path(tmp) / "pred.jsonl"
-        cluster_jsonl(folder / "items.jsonl", str(pred), settings, report=lambda m: None)
-        return run_scorer(folder / "gold.jsonl", pred)
+        if baseline:
+            _baseline_predictions(folder / "items.jsonl", pred)
+        else:
+            cluster_jsonl(folder / "items.jsonl", str(pred), settings, report=lambda m: None)
+        return run_scorer(_gold_subset(folder / "gold.jsonl", part, Path(tmp)), pred)
+
+
+def _baseline_predictions(items: Path, pred: Path) -> None:
+    """Predictions of benchmarks/cluster_baseline.py (MinHashLSH + TF-IDF nearest neighbour)."""
+    spec = importlib.util.spec_from_file_location("cluster_baseline", ROOT / "benchmarks" / "cluster_baseline.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from monitor.clustering.offline import processing_order, read_items
+
+    with open(items, encoding="utf-8") as f:
+        rows, _ = read_items(f, lambda m: None)
+    base = mod.BaselineClusterer()
+    out = {}
+    for it in processing_order(rows):
+        copy_of, story = base.add(it.id, it.title, it.text, it.published)
+        out[it.id] = {"id": it.id, "story_id": story, "duplicate_of": copy_of}
+    pred.write_text("".join(json.dumps(out[it.id]) + "\n" for it in rows), encoding="utf-8")
+
+
+def evaluate_parts(settings: ClusterSettings | None = None) -> dict:
+    """Scores on all items, the tuning part and the held-out check part: ours and the baseline's."""
+    out = {}
+    for who, base in (("newsmon", False), ("baseline", True)):
+        for name in ("dedup", "stories"):
+            for part in (None, "tune", "check"):
+                out[f"{who}/{name}/{part or 'all'}"] = score_set(name, settings, part, baseline=base)
+    return out
 
 
 def run_scorer(gold: Path, pred: Path) -> dict:

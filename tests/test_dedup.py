@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from monitor.stages import textnorm
-from monitor.clustering.copies import NearDupIndex, dedup_features, similarity
+from monitor.clustering.copies import NearDupIndex, copy_features, similarity
 from monitor.clustering.engine import ClusterItem, StoryEngine
 
 DATA = Path(__file__).parent / "data"
@@ -73,12 +73,12 @@ def test_other_syndication_variants_are_copies():
         "teaser": "\n".join(paras[:4]),
         "paraphrase": " ".join(para_words),
     }
-    base = dedup_features(ORIGINAL)
+    base = copy_features(ORIGINAL)
     index = NearDupIndex()
     index.add("orig", base, None, 0.0)
     for name, text in variants.items():
-        match = index.find(dedup_features(text))
-        assert match is not None and match["root"] == "orig", name
+        match = index.find(copy_features(text))
+        assert match is not None and match.root == "orig", name
 
 
 def test_shared_boilerplate_and_same_company_stories_are_not_copies():
@@ -86,8 +86,8 @@ def test_shared_boilerplate_and_same_company_stories_are_not_copies():
     # two unrelated AP stories with the same appended boilerplate paragraph;
     # two press releases sharing a long "about the company" paragraph
     for a, b in [("d-d157ce1e7b", "d-b073a5df02"), ("d-8d7180a79a", "d-ac947a6c17")]:
-        sim = similarity(dedup_features(items[a]["text"]), dedup_features(items[b]["text"]))
-        assert sim["containment"] < 0.6 or sim["paragraphs"] < 0.5
+        sim = similarity(copy_features(items[a]["text"]), copy_features(items[b]["text"]))
+        assert sim.containment < 0.6 or sim.paragraphs < 0.5
         eng = StoryEngine()
         eng.add(_item(a, items[a]["title"], items[a]["text"]))
         d = eng.add(_item(b, items[b]["title"], items[b]["text"], hours=1))
@@ -137,14 +137,14 @@ def test_copies_are_found_across_many_index_merges_and_evictions():
     words = ORIGINAL.split()
     for i in range(40):                     # unrelated fillers: the original's words shuffled
         rnd.shuffle(words)
-        index.add(f"f{i}", dedup_features(" ".join(words)), None, float(i))
-    index.add("orig", dedup_features(ORIGINAL), None, 100.0)
+        index.add(f"f{i}", copy_features(" ".join(words)), None, float(i))
+    index.add("orig", copy_features(ORIGINAL), None, 100.0)
     for i in range(40, 60):
         rnd.shuffle(words)
-        index.add(f"f{i}", dedup_features(" ".join(words)), None, 100.0 + i)
+        index.add(f"f{i}", copy_features(" ".join(words)), None, 100.0 + i)
     index.evict_before(50.0)
-    match = index.find(dedup_features("\n".join(paras[:-2])))
-    assert match is not None and match["root"] == "orig"
+    match = index.find(copy_features("\n".join(paras[:-2])))
+    assert match is not None and match.root == "orig"
     index.evict_before(101.0)
-    assert index.find(dedup_features("\n".join(paras[:-2]))) is None
+    assert index.find(copy_features("\n".join(paras[:-2]))) is None
     assert len(index) == 20   # the 20 later fillers

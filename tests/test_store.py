@@ -92,11 +92,11 @@ def test_failed_transaction_stores_nothing_and_queues_nothing(db):
 def test_clusterer_assigns_story_and_copy(db):
     clusterer = Clusterer(db)
     with db.session() as s:
-        original = save_article(s, candidate(), clusterer.assign)
+        original = save_article(s, candidate(), clusterer)
     copy_text = "BRUSSELS (Wire) - " + TEXT.replace("Paragraph 5", "Para 5") + "\nRead more at wire.example"
     with db.session() as s:
         copy = save_article(s, candidate(url="https://wire.example/c", text=copy_text, title="Allies talk money",
-                                         published=datetime(2025, 2, 13, 11, tzinfo=timezone.utc)), clusterer.assign)
+                                         published=datetime(2025, 2, 13, 11, tzinfo=timezone.utc)), clusterer)
     with db.session() as s:
         a, b = s.get(Article, original.article_id), s.get(Article, copy.article_id)
         assert a.story_id == a.id and a.duplicate_of is None and a.story_method == "new-story"
@@ -107,12 +107,12 @@ def test_clusterer_assigns_story_and_copy(db):
 
 def test_restarted_clusterer_continues_stories(db):
     with db.session() as s:
-        first = save_article(s, candidate(), Clusterer(db).assign)
+        first = save_article(s, candidate(), Clusterer(db))
     fresh = Clusterer(db)  # a new process: state comes back from the database
     copy_text = TEXT + "\nCopyright Wire."
     with db.session() as s:
         copy = save_article(s, candidate(url="https://wire.example/c2", text=copy_text,
-                                         published=datetime(2025, 2, 13, 12, tzinfo=timezone.utc)), fresh.assign)
+                                         published=datetime(2025, 2, 13, 12, tzinfo=timezone.utc)), fresh)
         assert s.get(Article, copy.article_id).duplicate_of == first.article_id
 
 
@@ -152,12 +152,12 @@ def test_an_original_arriving_after_its_copy_becomes_the_root(db):
     copy_text = "VILNIUS (Wire) - " + TEXT + "\nRead more at wire.example"
     with db.session() as s:
         copy = save_article(s, candidate(url="https://wire.example/c", text=copy_text, title="Allies talk money",
-                                         published=datetime(2025, 2, 13, 15, tzinfo=timezone.utc)), clusterer.assign)
+                                         published=datetime(2025, 2, 13, 15, tzinfo=timezone.utc)), clusterer)
         second_copy = save_article(s, candidate(url="https://paper.example/c", text=copy_text + "\nNewsletter",
-                                                published=datetime(2025, 2, 13, 16, tzinfo=timezone.utc)), clusterer.assign)
+                                                published=datetime(2025, 2, 13, 16, tzinfo=timezone.utc)), clusterer)
     with db.session() as s:
         assert s.get(Article, second_copy.article_id).duplicate_of == copy.article_id
-        original = save_article(s, candidate(published=datetime(2025, 2, 13, 9, tzinfo=timezone.utc)), clusterer.assign)
+        original = save_article(s, candidate(published=datetime(2025, 2, 13, 9, tzinfo=timezone.utc)), clusterer)
     with db.session() as s:
         o, c, c2 = (s.get(Article, x.article_id) for x in (original, copy, second_copy))
         assert o.duplicate_of is None and o.story_method == "original-of-copies"

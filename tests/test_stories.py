@@ -135,11 +135,11 @@ def test_eval_targets_on_both_fixture_sets():
 def test_story_index_postings_follow_eviction():
     from monitor.clustering.stories import StoryIndex
 
-    idx = StoryIndex(threshold=0.1)
+    idx = StoryIndex(story_threshold=0.1)
     a = story_features("Drones over Poland", "Polish officials said drones crossed the border near Lublin.")
     b = story_features("Drones over Romania", "Romanian officials said drones crossed the border near Tulcea.")
     for iid, tf, t in (("a", a, 0.0), ("b", b, 10.0)):
-        idx.learn(tf)
+        idx.learn(iid, tf)
         idx.add(iid, tf, t, None)
     assert set(idx.candidates(idx._vector(idx.encode(a)))) == {"a", "b"}   # shared words list both
     idx.evict_before(5.0)

@@ -5,8 +5,8 @@ recently, and of which root original. Two levels:
 
 1. exact: the sha256 of the normalised text (`textnorm.content_hash`) equals
    one seen before;
-2. near: MinHash LSH (datasketch) over word shingles proposes candidates and a
-   real similarity on the stored shingle sets verifies them.
+2. near: MinHash LSH over word shingles proposes candidates and a real
+   similarity on the stored shingle sets verifies them.
 
 Verification uses *containment* — |A ∩ B| / min(|A|, |B|) — rather than
 Jaccard, because the usual syndication edits shrink or grow one side: a cut
@@ -18,47 +18,89 @@ original): one signature of the whole text and one of its first
 `head_words` words.
 
 Memory is bounded by the window: entries older than it are evicted. The LSH
-band buckets live in sorted numpy arrays (`BandIndex`, ~12 bytes per band
-entry instead of a Python bytes key and set per bucket) and an entry keeps only
-its shingle sequence and paragraph numbers; its shingle set is re-derived when
-it is verified as a candidate.
+band buckets live in two levels of sorted numpy arrays (`BandIndex`, ~12
+bytes per band entry) and an entry keeps its sorted unique shingles plus, per text position,
+the index of its shingle and its paragraph number, so verification is a
+`searchsorted` of one sorted array in another (no sort, no `np.unique` per
+candidate).
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from enum import StrEnum
+from functools import lru_cache
 
 import numpy as np
-from datasketch import MinHash
-from datasketch.lsh import _optimal_param
 
 from monitor.stages import textnorm
 
-_PERMUTATIONS: dict[int, object] = {}
+
+class DuplicateMethod(StrEnum):
+    """How a copy was recognised."""
+
+    EXACT_HASH = "exact-hash"
+    MINHASH = "minhash"
 
 
-def _minhash(hashes: np.ndarray, num_perm: int) -> MinHash:
-    # The shingles are already hashed to stable 32-bit ints; `int` as hashfunc
-    # passes them through. Permutations are generated once per num_perm and
-    # shared (datasketch would otherwise rebuild them for every object).
-    perms = _PERMUTATIONS.get(num_perm)
-    if perms is None:
-        perms = MinHash(num_perm, hashfunc=int).permutations
-        _PERMUTATIONS[num_perm] = perms
-    m = MinHash(num_perm, hashfunc=int, permutations=perms, scheme="affine32")
-    if len(hashes):
-        m.update_batch(hashes.tolist())
-    return m
-
-
-def dedup_features(text: str, *, shingle_size: int = 3, head_words: int = 80,
-                   max_words: int = 20000, straightened: bool = False) -> dict:
+@dataclass(slots=True)
+class CopyFeatures:
     """Everything copy detection needs from one text (pure; cheap to recompute on restart).
 
-    `seq`/`para` keep the shingles in text order with the paragraph each starts
-    in, so verification can tell "most of the text is shared" from "one long
-    shared paragraph" (boilerplate appended to unrelated stories).
+    `inv`/`para` give, for every shingle position in text order, the index of its
+    hash in `shingles` and the paragraph it starts in, so verification can tell
+    "most of the text is shared" from "one long shared paragraph" (boilerplate
+    appended to unrelated stories). `band_keys` are the LSH keys under `banding`
+    (filled by `Banding.keys`, in the extraction process when possible).
+    """
+
+    hash: str
+    n_words: int
+    shingles: np.ndarray      # sorted unique uint32 shingle hashes
+    inv: np.ndarray           # per text position: index into `shingles`
+    para: np.ndarray          # per text position: paragraph number
+    head: np.ndarray          # sorted unique shingle hashes of the first `head_words` words
+    band_keys: np.ndarray | None = None
+    banding: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    containment: float   # share of the smaller text's shingles found in the larger
+    jaccard: float
+    paragraphs: float    # share of the smaller text's paragraphs mostly found in the larger
+
+
+@dataclass(frozen=True, slots=True)
+class CopyMatch:
+    """The best earlier article a text copies, and the root original that one resolves to."""
+
+    root: str
+    matched: str
+    score: float
+    method: DuplicateMethod
+    jaccard: float
+    paragraphs: float | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["method"] = str(self.method)
+        if d["paragraphs"] is None:
+            del d["paragraphs"]
+        return d
+
+
+def _index_dtype(n: int):
+    return np.uint16 if n <= 65535 else np.uint32
+
+
+def copy_features(text: str, *, shingle_size: int = 3, head_words: int = 80,
+                  max_words: int = 20000, straightened: bool = False) -> CopyFeatures:
+    """Shingles, paragraph map, head shingles and content hash of one text.
+
     `straightened=True` says `text` already went through `textnorm.straighten`.
     """
     # Straighten once (NFKC + quotes/dashes); paragraphs and the hash both use it.
@@ -75,141 +117,185 @@ def dedup_features(text: str, *, shingle_size: int = 3, head_words: int = 80,
             break
     seq = textnorm.shingle_sequence(tokens, shingle_size)
     para = para_of[: len(seq)] if len(tokens) >= shingle_size else para_of[:1]
-    para = np.asarray(para, dtype=np.uint16 if (not para or para[-1] < 65535) else np.uint32)
-    return {
-        "hash": textnorm.hash_of_straight(straight),
-        "n_words": len(tokens),
-        "seq": seq,
-        "para": para,
-        "shingles": np.unique(seq),
-        "head": textnorm.shingle_hashes(tokens[:head_words], shingle_size),
-    }
+    shingles, inv = np.unique(seq, return_inverse=True)
+    return CopyFeatures(
+        hash=textnorm.hash_of_straight(straight),
+        n_words=len(tokens),
+        shingles=shingles,
+        inv=inv.astype(_index_dtype(len(shingles))),
+        para=np.asarray(para, dtype=_index_dtype(para[-1] if para else 0)),
+        head=textnorm.shingle_hashes(tokens[:head_words], shingle_size),
+    )
 
 
-def _paragraph_coverage(seq: np.ndarray, para: np.ndarray, other: np.ndarray,
+def _members(small: np.ndarray, large: np.ndarray) -> np.ndarray:
+    """Which elements of sorted unique `small` occur in sorted unique `large` (bool mask)."""
+    if not len(large):
+        return np.zeros(len(small), dtype=bool)
+    pos = np.searchsorted(large, small)
+    pos[pos == len(large)] = 0
+    return large[pos] == small
+
+
+def _paragraph_coverage(found_unique: np.ndarray, inv: np.ndarray, para: np.ndarray,
                         min_para_shingles: int = 4) -> float:
-    """Share of the paragraphs of one text that are mostly (≥ half) found in `other`.
+    """Share of the paragraphs of one text that are mostly (≥ half) found in the other.
 
     Paragraphs with fewer than `min_para_shingles` shingles (datelines, bylines,
     "Read more" footers) are ignored unless nothing else is left.
     """
-    found = np.isin(seq, other, assume_unique=False).astype(np.float64)
-    counts = np.bincount(para, minlength=int(para.max()) + 1 if len(para) else 0)
+    if not len(para):
+        return 0.0
+    found = found_unique[inv].astype(np.float64)
+    counts = np.bincount(para)
     hits = np.bincount(para, weights=found, minlength=len(counts))
     mask = counts >= min_para_shingles
     if not mask.any():
         mask = counts > 0
-    if not mask.any():
-        return 0.0
     return float(((hits[mask] / counts[mask]) >= 0.5).mean())
 
 
-def _shingles(f: dict) -> np.ndarray:
-    sh = f.get("shingles")
-    return np.unique(f["seq"]) if sh is None else sh
-
-
-def similarity(a: dict, b: dict) -> dict:
+def similarity(a: CopyFeatures, b: CopyFeatures) -> Similarity:
     """Containment, Jaccard and paragraph coverage of the smaller text in the larger."""
-    sa, sb = _shingles(a), _shingles(b)
+    sa, sb = a.shingles, b.shingles
     if not len(sa) or not len(sb):
-        return {"containment": 0.0, "jaccard": 0.0, "paragraphs": 0.0}
-    inter = len(np.intersect1d(sa, sb, assume_unique=True))
-    small, large_sh = (a, sb) if len(sa) <= len(sb) else (b, sa)
-    return {
-        "containment": inter / min(len(sa), len(sb)),
-        "jaccard": inter / (len(sa) + len(sb) - inter),
-        "paragraphs": _paragraph_coverage(small["seq"], small["para"], large_sh),
-    }
+        return Similarity(0.0, 0.0, 0.0)
+    small, large = (a, b) if len(sa) <= len(sb) else (b, a)
+    found = _members(small.shingles, large.shingles)
+    inter = int(found.sum())
+    return Similarity(
+        containment=inter / len(small.shingles),
+        jaccard=inter / (len(sa) + len(sb) - inter),
+        paragraphs=_paragraph_coverage(found, small.inv, small.para) if inter else 0.0,
+    )
 
 
-def containment(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(containment of the smaller set in the larger, Jaccard) of two sorted unique hash arrays."""
-    if not len(a) or not len(b):
-        return 0.0, 0.0
-    inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / min(len(a), len(b)), inter / (len(a) + len(b) - inter)
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) with bands*rows <= num_perm whose S-curve 1-(1-s^r)^b best splits at `threshold`.
+
+    Minimises the area of false positives below the threshold plus false negatives
+    above it (equal weights), the criterion MinHashLSH documents; computed here so
+    no private API of datasketch is needed.
+    """
+    s = np.linspace(0.0, 1.0, 1001)
+    below, above = s <= threshold, s >= threshold
+    best, best_err = (1, num_perm), math.inf
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            p = 1.0 - (1.0 - s**r) ** b
+            err = np.trapezoid(p[below], s[below]) + np.trapezoid(1.0 - p[above], s[above])
+            if err < best_err:
+                best, best_err = (b, r), err
+    return best
+
+
+class Banding:
+    """MinHash signatures and LSH band keys with fixed parameters (the same in every process)."""
+
+    def __init__(self, bands: int, rows: int, seed: int = 7):
+        self.bands, self.rows = bands, rows
+        rng = np.random.RandomState(seed)
+        n = bands * rows
+        # Multiply-shift hashing ((a*x + b) mod 2^64) >> 32 of 32-bit shingles: universal,
+        # no modulo, and uint64 wrap-around is exactly the mod 2^64.
+        self._a = rng.randint(1, 2**62, size=n, dtype=np.int64).astype(np.uint64) * np.uint64(2) + np.uint64(1)
+        self._b = rng.randint(0, 2**62, size=n, dtype=np.int64).astype(np.uint64)
+        self._mult = (rng.randint(1, 2**62, size=rows, dtype=np.int64).astype(np.uint64) * np.uint64(2)
+                      + np.uint64(1))
+        # Distinct offsets per band and per signature kind (whole text, head).
+        self._offsets = rng.randint(1, 2**62, size=2 * bands, dtype=np.int64).astype(np.uint64)
+
+    @property
+    def params(self) -> tuple[int, int]:
+        return self.bands, self.rows
+
+    def signature(self, hashes: np.ndarray) -> np.ndarray:
+        n = self.bands * self.rows
+        if not len(hashes):
+            return np.full(n, np.uint64(2**32), dtype=np.uint64)
+        x = hashes.astype(np.uint64)[:, None]
+        return ((x * self._a + self._b) >> np.uint64(32)).min(axis=0)
+
+    def keys(self, feats: CopyFeatures) -> np.ndarray:
+        """LSH keys of the whole-text and head signatures (stored on `feats`)."""
+        if feats.band_keys is not None and feats.banding == self.params:
+            return feats.band_keys
+        sig = np.concatenate([self.signature(feats.shingles), self.signature(feats.head)])
+        bands = sig.reshape(2 * self.bands, self.rows)
+        feats.band_keys = (bands * self._mult).sum(axis=1, dtype=np.uint64) + self._offsets
+        feats.banding = self.params
+        return feats.band_keys
+
+
+@lru_cache(maxsize=8)
+def banding(num_perm: int, threshold: float) -> Banding:
+    """The shared `Banding` for these parameters (built once per process)."""
+    return Banding(*lsh_bands(threshold, num_perm))
 
 
 class BandIndex:
-    """LSH buckets: which slots share a band key. Sorted numpy arrays plus a dict of recent inserts.
+    """LSH buckets: which slots share a band key, as two levels of sorted numpy arrays.
 
-    Keys are 64-bit mixes of (band number, the band's MinHash values). Inserts go
-    to a small dict and are merged into the sorted arrays in batches, so an
-    entry costs ~12 bytes once merged. Removal only forgets the slot; dead
-    slots are dropped at the next merge.
+    Keys are 64-bit mixes of (band number, the band's MinHash values). An insert goes
+    into the small level with one `np.insert` (a memmove of at most `min_merge` keys,
+    no Python loop per key); the small level is merged into the large one when it
+    reaches 1/16 of it, so an entry costs ~12 bytes and inserts amortise to O(1).
+    Removal only forgets the slot; dead slots are dropped at the next merge.
     """
 
     def __init__(self, min_merge: int = 16_384):
         self._keys = np.empty(0, dtype=np.uint64)
         self._slots = np.empty(0, dtype=np.int32)
-        self._recent: dict[int, object] = {}    # key -> slot or list of slots
-        self._recent_n = 0
+        self._rkeys = np.empty(0, dtype=np.uint64)
+        self._rslots = np.empty(0, dtype=np.int32)
         self._alive: set[int] = set()
         self._min_merge = min_merge
 
     def insert(self, slot: int, keys: np.ndarray) -> None:
         self._alive.add(slot)
-        recent = self._recent
-        for k in keys.tolist():
-            v = recent.get(k)
-            if v is None:
-                recent[k] = slot
-            elif isinstance(v, list):
-                v.append(slot)
-            else:
-                recent[k] = [v, slot]
-        self._recent_n += len(keys)
-        if self._recent_n >= max(self._min_merge, len(self._keys) // 16):
+        ks = np.sort(keys)
+        pos = np.searchsorted(self._rkeys, ks)
+        self._rkeys = np.insert(self._rkeys, pos, ks)
+        self._rslots = np.insert(self._rslots, pos, np.int32(slot))
+        if len(self._rkeys) >= max(self._min_merge, len(self._keys) // 16):
             self._merge()
 
     def remove(self, slot: int) -> None:
         self._alive.discard(slot)
 
     def _merge(self) -> None:
-        ks, ss = [], []
-        for k, v in self._recent.items():
-            if isinstance(v, list):
-                ks.extend([k] * len(v))
-                ss.extend(v)
-            else:
-                ks.append(k)
-                ss.append(v)
-        keys = np.concatenate([self._keys, np.array(ks, dtype=np.uint64)])
-        slots = np.concatenate([self._slots, np.array(ss, dtype=np.int32)])
+        keys = np.concatenate([self._keys, self._rkeys])
+        slots = np.concatenate([self._slots, self._rslots])
         alive = np.isin(slots, np.fromiter(self._alive, dtype=np.int32, count=len(self._alive)))
         keys, slots = keys[alive], slots[alive]
         order = np.argsort(keys, kind="stable")
         self._keys, self._slots = keys[order], slots[order]
-        self._recent = {}
-        self._recent_n = 0
+        self._rkeys = np.empty(0, dtype=np.uint64)
+        self._rslots = np.empty(0, dtype=np.int32)
 
     def query(self, keys: np.ndarray) -> set[int]:
         out: set[int] = set()
-        if len(self._keys):
-            lo = np.searchsorted(self._keys, keys, "left")
-            hi = np.searchsorted(self._keys, keys, "right")
-            for a, b in zip(lo[hi > lo].tolist(), hi[hi > lo].tolist()):
-                out.update(self._slots[a:b].tolist())
-        recent = self._recent
-        for k in keys.tolist():
-            v = recent.get(k)
-            if v is not None:
-                if isinstance(v, list):
-                    out.update(v)
-                else:
-                    out.add(v)
+        for level_keys, level_slots in ((self._keys, self._slots), (self._rkeys, self._rslots)):
+            if not len(level_keys):
+                continue
+            lo = np.searchsorted(level_keys, keys, "left")
+            hi = np.searchsorted(level_keys, keys, "right")
+            hit = hi > lo
+            for a, b in zip(lo[hit].tolist(), hi[hit].tolist()):
+                out.update(level_slots[a:b].tolist())
         return out & self._alive
 
     def __len__(self) -> int:
         return len(self._alive)
 
 
+@dataclass(slots=True)
 class _Entry:
-    __slots__ = ("root", "time", "hash", "feats", "slot")
-
-    def __init__(self, root, time, hash_, feats, slot):
-        self.root, self.time, self.hash, self.feats, self.slot = root, time, hash_, feats, slot
+    root: str
+    time: float
+    hash: int
+    feats: CopyFeatures | None   # None: too short to verify against
+    slot: int | None
 
 
 def _hash_key(hex_digest: str) -> int:
@@ -225,23 +311,16 @@ class NearDupIndex:
     was attributed to, so that a copy of a copy still points at the root.
     """
 
-    def __init__(self, *, num_perm: int = 128, lsh_threshold: float = 0.3,
+    def __init__(self, *, num_perm: int = 128, lsh_threshold: float = 0.5,
                  min_words: int = 8, min_shingles: int = 15,
                  containment_threshold: float = 0.6, paragraph_threshold: float = 0.5):
-        self.num_perm = num_perm
         self.min_words = min_words
         self.min_shingles = min_shingles
         self.containment_threshold = containment_threshold
         self.paragraph_threshold = paragraph_threshold
-        # Same banding as datasketch.MinHashLSH(threshold, num_perm) would choose.
-        self.bands, self.rows = _optimal_param(lsh_threshold, num_perm, 0.5, 0.5)
-        rng = np.random.RandomState(7)
-        self._mult = (rng.randint(1, 2**62, size=self.rows, dtype=np.int64).astype(np.uint64) * np.uint64(2)
-                      + np.uint64(1))
-        # Distinct offsets per band, and per signature kind (whole text, head).
-        self._offsets = rng.randint(1, 2**62, size=2 * self.bands, dtype=np.int64).astype(np.uint64)
+        self.banding = banding(num_perm, lsh_threshold)
         self._lsh = BandIndex()
-        self._by_hash: dict[int, str] = {}           # 64-bit content hash -> root id
+        self._by_hash: dict[int, str] = {}           # 64-bit content hash -> first article with it
         self._entries: dict[str, _Entry] = {}
         self._slot_ids: dict[int, str] = {}
         self._next_slot = 0
@@ -250,69 +329,53 @@ class NearDupIndex:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def root_of(self, item_id: str) -> str | None:
-        e = self._entries.get(item_id)
-        return e.root if e else None
-
-    def _band_keys(self, feats: dict) -> np.ndarray:
-        """LSH keys of the whole-text and head signatures (cached in `feats`)."""
-        cache_key = ("lsh", self.num_perm, self.bands, self.rows)
-        cached = feats.get("_lsh")
-        if cached is not None and cached[0] == cache_key:
-            return cached[1]
-        n = self.bands * self.rows
-        sig = np.concatenate([_minhash(feats["shingles"], self.num_perm).hashvalues[:n],
-                              _minhash(feats["head"], self.num_perm).hashvalues[:n]])
-        bands = sig.astype(np.uint64).reshape(2 * self.bands, self.rows)
-        keys = (bands * self._mult).sum(axis=1, dtype=np.uint64) + self._offsets
-        feats["_lsh"] = (cache_key, keys)
-        return keys
-
-    def find(self, feats: dict) -> dict | None:
-        """Best copy match: {"root", "matched", "score", "method", "jaccard"} or None."""
-        if feats["n_words"] < self.min_words:
+    def find(self, feats: CopyFeatures) -> CopyMatch | None:
+        """The best copy match of an article's features, or None."""
+        if feats.n_words < self.min_words:
             return None   # too little text to call anything a copy (e.g. "Video", failed extraction)
-        root = self._by_hash.get(_hash_key(feats["hash"]))
-        if root is not None:
-            return {"root": root, "matched": root, "score": 1.0, "method": "exact-hash", "jaccard": 1.0}
-        sh = feats["shingles"]
-        if len(sh) < self.min_shingles:
+        owner = self._by_hash.get(_hash_key(feats.hash))
+        if owner is not None:
+            root = self._entries[owner].root
+            return CopyMatch(root=root, matched=owner, score=1.0, method=DuplicateMethod.EXACT_HASH, jaccard=1.0)
+        if len(feats.shingles) < self.min_shingles:
             return None
         best = None
-        for slot in self._lsh.query(self._band_keys(feats)):
+        for slot in self._lsh.query(self.banding.keys(feats)):
             cid = self._slot_ids.get(slot)
             e = self._entries.get(cid) if cid is not None else None
             if e is None or e.feats is None:
                 continue
             sim = similarity(feats, e.feats)
-            if sim["containment"] >= self.containment_threshold and sim["paragraphs"] >= self.paragraph_threshold:
-                key = (sim["containment"], sim["jaccard"], -e.time, cid)
+            if sim.containment >= self.containment_threshold and sim.paragraphs >= self.paragraph_threshold:
+                key = (sim.containment, sim.jaccard, -e.time, cid)
                 if best is None or key > best[0]:
                     best = (key, cid, e, sim)
         if best is None:
             return None
         _, cid, e, sim = best
-        return {"root": e.root, "matched": cid, "score": round(sim["containment"], 4), "method": "minhash",
-                "jaccard": round(sim["jaccard"], 4), "paragraphs": round(sim["paragraphs"], 4)}
+        return CopyMatch(root=e.root, matched=cid, score=round(sim.containment, 4), method=DuplicateMethod.MINHASH,
+                         jaccard=round(sim.jaccard, 4), paragraphs=round(sim.paragraphs, 4))
 
-    def add(self, item_id: str, feats: dict, root: str | None, timestamp: float) -> None:
+    def add(self, item_id: str, feats: CopyFeatures, root: str | None, timestamp: float) -> None:
         """Index an article; `root` is the original it copies (None if it is an original)."""
         if item_id in self._entries:
             return
         root = root or item_id
-        hkey = _hash_key(feats["hash"])
-        if feats["n_words"] >= self.min_words:
-            self._by_hash.setdefault(hkey, root)
+        hkey = _hash_key(feats.hash)
+        if feats.n_words >= self.min_words:
+            self._by_hash.setdefault(hkey, item_id)
         entry = _Entry(root, timestamp, hkey, None, None)
         # Copies are indexed too: a later copy may match a copy better than the
         # original (e.g. the same cut), and it still resolves to the root.
-        if len(feats["shingles"]) >= self.min_shingles:
-            # Only what verification needs: the shingle set is re-derived from `seq`.
-            entry.feats = {"seq": feats["seq"], "para": feats["para"]}
+        if len(feats.shingles) >= self.min_shingles:
+            keys = self.banding.keys(feats)
+            # Only what verification needs (the head and keys are not looked at again).
+            entry.feats = CopyFeatures(hash="", n_words=feats.n_words, shingles=feats.shingles, inv=feats.inv,
+                                       para=feats.para, head=_EMPTY)
             entry.slot = slot = self._next_slot
             self._next_slot += 1
             self._slot_ids[slot] = item_id
-            self._lsh.insert(slot, self._band_keys(feats))
+            self._lsh.insert(slot, keys)
         self._entries[item_id] = entry
         heapq.heappush(self._expiry, (timestamp, item_id))
 
@@ -320,10 +383,7 @@ class NearDupIndex:
         """Make `new_root` the root of every article rooted at `old_root`; returns those ids."""
         members = [i for i, e in self._entries.items() if e.root == old_root]
         for i in members:
-            self._entries[i].root = new_root
-        for h, root in list(self._by_hash.items()):
-            if root == old_root:
-                self._by_hash[h] = new_root
+            self._entries[i].root = new_root   # the exact-hash map follows: it names entries, not roots
         return members
 
     def evict_before(self, t: datetime | float) -> int:
@@ -336,9 +396,12 @@ class NearDupIndex:
             if e is None:
                 continue
             n += 1
-            if self._by_hash.get(e.hash) == e.root and e.root == item_id:
+            if self._by_hash.get(e.hash) == item_id:
                 del self._by_hash[e.hash]
             if e.slot is not None:
                 self._lsh.remove(e.slot)
                 del self._slot_ids[e.slot]
         return n
+
+
+_EMPTY = np.empty(0, dtype=np.uint32)

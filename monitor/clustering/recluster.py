@@ -1,8 +1,13 @@
 """`newsmon recluster`: recompute duplicates and stories with the current settings.
 
 Articles before `since` keep their decisions and only seed the engine (restore); articles from
-`since` on are clustered again in publication order, their rows updated and queued for the
-search index. Stories left without members are removed.
+`since` on are clustered again in the order they were stored (the order a live worker decided
+them, so reclustering with unchanged settings reproduces the live result), their rows updated
+and queued for the search index. Stories left without members are removed.
+
+Live ingest waits meanwhile: the whole run holds the clustering lock that every clustered save
+takes, and the clustering generation is bumped before the lock is released, so running workers
+rebuild their engine from the reclustered decisions before their next article.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import func, select
 from tqdm import tqdm
 
-from monitor.clustering.store import apply_decision, stored_decision, to_item
+from monitor.clustering.store import apply_decision, bump_generation, clustering_lock, stored_decision, to_item
 from monitor.storage.db import Database
 from monitor.storage.models import Article, Story
 from monitor.clustering.engine import ClusterSettings, StoryEngine
@@ -24,17 +29,22 @@ BATCH = 200
 
 def recluster_articles(db: Database, *, since: date | None = None, settings: ClusterSettings | None = None,
                        progress: bool = False) -> int:
-    settings = settings or ClusterSettings()
+    """Recluster (see the module docstring); returns how many articles were decided again."""
+    with clustering_lock(db):
+        return _recluster(db, since, settings or ClusterSettings(), progress)
+
+
+def _recluster(db: Database, since: date | None, settings: ClusterSettings, progress: bool) -> int:
     engine = StoryEngine(settings)
     start = datetime.combine(since, time(0), tzinfo=timezone.utc) if since else None
     when = func.coalesce(Article.published_at, Article.fetched_at)
     with db.session() as s:
         if start is not None:
             seed_from = start - timedelta(days=settings.window_days or 3650)
-            for a in s.scalars(select(Article).where(when >= seed_from, when < start).order_by(when, Article.id)):
+            for a in s.scalars(select(Article).where(when >= seed_from, when < start).order_by(Article.id)):
                 if a.story_id is not None:
                     engine.restore(to_item(a), stored_decision(a))
-        query = select(Article.id).order_by(when, Article.id)
+        query = select(Article.id).order_by(Article.id)
         if start is not None:
             query = query.where(when >= start)
         ids = list(s.scalars(query))
@@ -72,6 +82,7 @@ def recluster_articles(db: Database, *, since: date | None = None, settings: Clu
         empty = select(Story.id).where(~select(Article.id).where(Article.story_id == Story.id).exists())
         for sid in list(s.scalars(empty)):
             s.delete(s.get(Story, sid))
+        bump_generation(s)
     return done
 
 

@@ -1,26 +1,45 @@
 """Dedup and story clustering against the database: keeps the in-memory story engine in step.
 
-The engine (monitor.clustering.engine) is pure and in-memory. This module feeds it: on first use it
-restores the recent window from stored decisions (no recomputation), before every new article
-it catches up with articles other workers stored meanwhile, and it writes the decision
-(duplicate_of, story, score, method, explanation) onto the article row in the caller's
-transaction. On PostgreSQL an advisory lock serialises clustering across workers, so two
-workers cannot each start a story for two write-ups of the same event.
+The engine (monitor.clustering.engine) is pure and in-memory. This module feeds it and keeps it
+equal to what the database holds:
+
+- on first use it rebuilds the window from stored decisions (no re-deciding), in the order they
+  were made, plus the IDF of the latest originals — the state a process that never stopped has;
+- every save starts with `begin`: the clustering lock (PostgreSQL: a transaction advisory lock;
+  SQLite: an flock beside the database file), then one statement that says whether other
+  workers stored articles meanwhile (they are restored) and whether `recluster` changed the
+  clustering generation (the engine is rebuilt);
+- the decision is written onto the new article row before it is inserted (one INSERT, no UPDATE);
+- if the transaction does not commit, the engine holds a decision the database does not: it is
+  marked stale and rebuilt from the database before the next article (never a ghost decision;
+  ids are allocated under the lock, so a rolled-back id is never inherited by another article
+  as "already decided").
+
+`recluster` takes the same lock for its whole run and bumps the generation when done.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import fcntl
+import logging
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import case, event, func, select, text, update
 from sqlalchemy.orm import Session
 
+from monitor.clustering.engine import (ArticleFeatures, ClusterDecision, ClusterItem, ClusterSettings,
+                                       StoryEngine, StoryMethod)
+from monitor.storage.articles import enqueue_index, refresh_story
 from monitor.storage.db import Database
-from monitor.storage.models import Article
-from monitor.storage.articles import count_into_story, enqueue_index, refresh_story, story_row
-from monitor.clustering.engine import ClusterDecision, ClusterItem, ClusterSettings, Features, StoryEngine
+from monitor.storage.models import Article, ClusterState, Story, utcnow
 
-_ADVISORY_KEY = 727275
+log = logging.getLogger(__name__)
+
+ADVISORY_KEY = 727275
+_EVICT_STEP = 3600.0
+_COPY = StoryMethod.COPY_OF_MEMBER.value
 
 
 def to_item(article: Article) -> ClusterItem:
@@ -42,57 +61,120 @@ def stored_decision(article: Article) -> ClusterDecision:
         duplicate_method=article.duplicate_method,
         story_id=str(article.story_id if article.story_id is not None else article.id),
         story_score=article.story_score,
-        story_method=article.story_method or "new-story",
+        story_method=article.story_method or StoryMethod.NEW_STORY,
         explanation=article.cluster_explanation or {},
     )
 
 
+def _lock_path(db: Database) -> str | None:
+    database = db.engine.url.database
+    if db.dialect != "sqlite" or not database or database == ":memory:":
+        return None
+    return f"{database}.cluster-lock"
+
+
+@contextmanager
+def clustering_lock(db: Database) -> Iterator[None]:
+    """Hold the clustering lock for a whole operation (recluster): live saves wait meanwhile."""
+    if db.dialect == "postgresql":
+        with db.engine.connect() as conn:
+            conn.execute(select(func.pg_advisory_lock(ADVISORY_KEY)))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(select(func.pg_advisory_unlock(ADVISORY_KEY)))
+                conn.commit()
+        return
+    path = _lock_path(db)
+    if path is None:
+        yield
+        return
+    with open(path, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def bump_generation(session: Session) -> None:
+    """Tell running workers that stored decisions changed under them (they rebuild their engine)."""
+    session.execute(update(ClusterState).where(ClusterState.id == 1)
+                    .values(generation=ClusterState.generation + 1, updated_at=utcnow()))
+
+
 class Clusterer:
-    """Assigns `duplicate_of` and `story_id` to newly stored articles."""
+    """Assigns `duplicate_of` and `story_id` to newly stored articles (see the module docstring)."""
 
     def __init__(self, db: Database, settings: ClusterSettings | None = None):
         self.db = db
         self.settings = settings or ClusterSettings()
         self.engine = StoryEngine(self.settings)
         self._last_seen_id = 0
+        self._generation: int | None = None
         self._loaded = False
-        self._primed: dict[tuple[str, str], Features] = {}
+        self._stale = False
+        self._next_id: int | None = None
+        self._primed: dict[tuple[str, str], ArticleFeatures] = {}
+        self._lock_file = None
+        self.rebuilds = 0
 
-    def prime(self, title: str, content_hash: str, features: Features) -> None:
+    def prime(self, title: str, content_hash: str, features: ArticleFeatures) -> None:
         """Hand over features computed elsewhere (an extraction process) for an article about to be stored."""
         if len(self._primed) > 10_000:  # entries whose article was never stored (duplicates): drop them
             self._primed.clear()
         self._primed[(title, content_hash)] = features
 
-    def _catch_up(self, session: Session, *, exclude: int | None = None) -> int:
-        """Restore articles stored since we last looked (by us before a restart, or by others)."""
-        query = select(Article).where(Article.id > self._last_seen_id).order_by(Article.id)
-        if not self._loaded and self.settings.window_days:
-            # On start only the window matters: older stories cannot gain new members.
-            # Articles without a date are judged by when we fetched them.
-            cutoff = datetime.now(timezone.utc) - timedelta(days=self.settings.window_days)
-            newest = session.scalar(select(func.max(func.coalesce(Article.published_at, Article.fetched_at))))
-            if newest is not None and newest < cutoff:
-                cutoff = newest - timedelta(days=self.settings.window_days)
-            query = query.where(func.coalesce(Article.published_at, Article.fetched_at) >= cutoff)
-        n = 0
-        for article in session.scalars(query).yield_per(500):
-            self._last_seen_id = max(self._last_seen_id, article.id)
-            if article.id == exclude or article.story_id is None:
-                continue
-            self.engine.restore(to_item(article), stored_decision(article))
-            n += 1
-        self._loaded = True
-        return n
+    # -- one transaction -------------------------------------------------------------------
 
-    def assign(self, session: Session, article: Article) -> ClusterDecision:
-        """Cluster one freshly inserted (flushed) article inside the caller's transaction."""
+    def begin(self, session: Session, lookups: list = ()) -> tuple:
+        """Take the clustering lock for this transaction and bring the engine up to date.
+
+        `lookups` (scalar subqueries of the caller) run in the same statement; their values are returned.
+        """
+        self._hook(session)
         if session.bind.dialect.name == "postgresql":
-            session.execute(select(func.pg_advisory_xact_lock(_ADVISORY_KEY)))
-        self._catch_up(session, exclude=article.id)
+            # Ids are drawn under the lock, so they grow in commit order and "id > last seen"
+            # finds every article other workers stored.
+            self._next_id = session.execute(text(
+                "SELECT pg_advisory_xact_lock(:k), nextval(pg_get_serial_sequence('articles', 'id'))"
+            ), {"k": ADVISORY_KEY}).one()[1]
+        else:
+            self._flock()
+        max_id, generation, *found = session.execute(select(
+            select(func.max(Article.id)).scalar_subquery(),
+            select(ClusterState.generation).where(ClusterState.id == 1).scalar_subquery(),
+            *lookups,
+        )).one()
+        if session.bind.dialect.name != "postgresql":
+            # SQLite hands out max(id) + 1; we hold the only clustering writer's lock.
+            self._next_id = (max_id or 0) + 1
+        if self._stale or (self._generation is not None and generation != self._generation):
+            self._reset()
+        self._generation = generation
+        if not self._loaded:
+            self._load(session)
+        elif max_id is not None and max_id > self._last_seen_id:
+            self._catch_up(session)
+        return tuple(found)
+
+    def next_id(self) -> int:
+        """The id the article being saved gets (drawn in `begin`, under the lock)."""
+        nid, self._next_id = self._next_id, None
+        if nid is None:
+            raise RuntimeError("Clusterer.begin must run first in this transaction")
+        return nid
+
+    def decide(self, session: Session, article: Article) -> ClusterDecision:
+        """Cluster a new article (its id set, not yet inserted) and write the decision onto it."""
+        session.info["newsmon.cluster_changed"] = True
         features = self._primed.pop((article.title, article.content_hash), None)
         decision = self.engine.add(to_item(article), features)
-        apply_decision(session, article, decision)
+        apply_new_decision(session, article, decision)
+        if decision.rerooted:
+            session.add(article)
+            session.flush()   # the members will point at it
         for member_id in decision.rerooted:
             member = session.get(Article, int(member_id))
             updated = self.engine.decision_of(member_id)
@@ -102,25 +184,143 @@ class Clusterer:
         self._last_seen_id = max(self._last_seen_id, article.id)
         return decision
 
+    def mark_stale(self) -> None:
+        """The engine may hold a decision the database does not: rebuild it before the next article."""
+        self._stale = True
+
+    # -- keeping the engine equal to the database ------------------------------------------
+
+    def _hook(self, session: Session) -> None:
+        if session.info.get("newsmon.cluster_hooked"):
+            return
+        session.info["newsmon.cluster_hooked"] = True
+        event.listen(session, "after_commit", self._after_commit)
+        event.listen(session, "after_transaction_end", self._after_transaction_end)
+
+    def _after_commit(self, session: Session) -> None:
+        session.info.pop("newsmon.cluster_changed", None)
+
+    def _after_transaction_end(self, session: Session, transaction) -> None:
+        if transaction.parent is not None or transaction.nested:
+            return
+        if session.info.pop("newsmon.cluster_changed", False):
+            log.warning("a clustered save did not commit; rebuilding the clustering state from the database")
+            self._stale = True
+        self._unflock()
+
+    def _flock(self) -> None:
+        path = _lock_path(self.db)
+        if path is None or self._lock_file is not None:
+            return
+        f = open(path, "a+b")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        self._lock_file = f
+
+    def _unflock(self) -> None:
+        f, self._lock_file = self._lock_file, None
+        if f is not None:
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+
+    def _reset(self) -> None:
+        self.engine = StoryEngine(self.settings)
+        self._last_seen_id = 0
+        self._loaded = False
+        self._stale = False
+        self.rebuilds += 1
+
+    def _load(self, session: Session) -> None:
+        """Rebuild the engine from stored decisions: the window, plus the IDF of the latest originals."""
+        when = func.coalesce(Article.published_at, Article.fetched_at)
+        s = self.settings
+        newest = session.scalar(select(func.max(when)))
+        cutoff = None
+        if newest is not None and s.window_days:
+            ts = newest.replace(tzinfo=newest.tzinfo or timezone.utc).timestamp()
+            # The running engine evicts at whole hours of article time (see engine._auto_evict).
+            cutoff = datetime.fromtimestamp((ts - s.window_days * 86400.0) // _EVICT_STEP * _EVICT_STEP,
+                                            tz=timezone.utc)
+        window = select(Article.id)
+        if cutoff is not None:
+            window = window.where(when >= cutoff)
+        originals = (select(Article.id).where(func.coalesce(Article.story_method, "") != _COPY,
+                                              Article.story_id.is_not(None))
+                     .order_by(Article.id.desc()).limit(s.idf_docs))
+        ids = set(session.scalars(window)) | set(session.scalars(originals))
+        for chunk in _chunks(sorted(ids), 500):
+            for article in session.scalars(select(Article).where(Article.id.in_(chunk)).order_by(Article.id)):
+                self._restore(article, cutoff)
+        self._last_seen_id = max([self._last_seen_id, *ids]) if ids else self._last_seen_id
+        self._loaded = True
+
+    def _restore(self, article: Article, cutoff: datetime | None) -> None:
+        self._last_seen_id = max(self._last_seen_id, article.id)
+        if article.story_id is None:
+            return
+        when = article.published_at or article.fetched_at
+        if cutoff is not None and when < cutoff:
+            self.engine.restore_counts(to_item(article))
+        else:
+            self.engine.restore(to_item(article), stored_decision(article))
+
+    def _catch_up(self, session: Session) -> None:
+        """Restore articles other workers stored since we last looked."""
+        query = select(Article).where(Article.id > self._last_seen_id).order_by(Article.id)
+        for article in session.scalars(query).yield_per(500):
+            self._restore(article, None)
+
+
+def apply_new_decision(session: Session, article: Article, decision: ClusterDecision) -> None:
+    """Write a decision onto a new (not yet inserted) article and count it into its story."""
+    story_id = int(decision.story_id)
+    _set_decision_fields(article, decision)
+    article.story_id = story_id
+    if story_id == article.id:
+        session.add(Story(id=story_id, headline=article.title, headline_article_id=story_id, article_count=1,
+                          source_count=1, first_seen=article.published_at, last_updated=utcnow()))
+        session.flush()   # the story row must exist before the article row that points at it
+        return
+    # Counters updated in SQL, before the article is inserted (so it is not counted twice):
+    # one statement instead of reading the story row and asking whether the source is new.
+    known_source = select(Article.id).where(Article.story_id == story_id, Article.source == article.source).exists()
+    values = dict(article_count=Story.article_count + 1,
+                  source_count=Story.source_count + case((known_source, 0), else_=1),
+                  last_updated=utcnow())
+    pub = article.published_at
+    if pub is not None:
+        values["first_seen"] = case((Story.first_seen.is_(None), pub), (Story.first_seen > pub, pub),
+                                    else_=Story.first_seen)
+    session.execute(update(Story).where(Story.id == story_id).values(**values)
+                    .execution_options(synchronize_session=False))
+
+
+def _set_decision_fields(article: Article, decision: ClusterDecision) -> None:
+    article.duplicate_of = int(decision.duplicate_of) if decision.duplicate_of else None
+    article.duplicate_score = decision.duplicate_score
+    article.duplicate_method = None if decision.duplicate_method is None else str(decision.duplicate_method)
+    article.story_score = decision.story_score
+    article.story_method = str(decision.story_method)
+    article.cluster_explanation = decision.explanation
+
 
 def apply_decision(session: Session, article: Article, decision: ClusterDecision) -> None:
-    """Write a decision onto an article row and keep its story's counters right."""
+    """Write a (changed) decision onto a stored article row and keep its stories' counters right."""
+    from monitor.storage.articles import story_row
+
     story_id = int(decision.story_id)
     old_story = article.story_id
     story_row(session, story_id, article.title)
-    article.duplicate_of = int(decision.duplicate_of) if decision.duplicate_of else None
-    article.duplicate_score = decision.duplicate_score
-    article.duplicate_method = decision.duplicate_method
-    article.story_score = decision.story_score
-    article.story_method = decision.story_method
-    article.cluster_explanation = decision.explanation
+    _set_decision_fields(article, decision)
     if old_story == story_id:
-        return
-    if old_story is None:
-        count_into_story(session, story_id, article)
-        article.story_id = story_id
         return
     article.story_id = story_id
     session.flush()
     refresh_story(session, story_id)
-    refresh_story(session, old_story)
+    if old_story is not None:
+        refresh_story(session, old_story)
+
+
+def _chunks(items: list, n: int):
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+

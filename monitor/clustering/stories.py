@@ -30,7 +30,9 @@ Representation: `story_features` returns a plain dict (it runs in worker
 processes); the index interns its keys (`Vocabulary`) and keeps articles,
 centroids and document frequencies as numpy arrays, so weighting and the
 cosines with all candidate centroids are a few vectorised operations, and a
-stored article costs ~8 bytes per feature.
+stored article costs ~8 bytes per feature. The IDF counts the latest
+`idf_docs` originals only, so state (vocabulary included) is bounded and a
+restarted process rebuilds what a running one holds.
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ import math
 from functools import lru_cache
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from monitor.clustering.postings import Postings
+from monitor.clustering.settings import ClusterSettings
 from monitor.stages import textnorm
 
 STOPWORDS = frozenset(
@@ -68,9 +73,6 @@ jan feb mar apr jun jul aug sep sept oct nov dec percent cent
 """.split()
 )
 
-# Capitalised words that open sentences or headlines without naming anything.
-_CAP_WORD = re.compile(r"[A-Z][\w'&.-]*[\w]|[A-Z]")
-_TOKEN = textnorm.WORD
 
 
 _HAS_DIGIT = re.compile(r"\d")
@@ -201,7 +203,7 @@ def story_features(title: str, text: str, *, lead_words: int = 80, max_words: in
         if not chunk:
             continue
         keys = []
-        for tok in _TOKEN.findall(chunk.casefold()):
+        for tok in textnorm.words_of_straight(chunk):
             key = cache.get(tok, 0)
             if key == 0:
                 key = _term_key(tok)
@@ -221,26 +223,68 @@ def story_features(title: str, text: str, *, lead_words: int = 80, max_words: in
     return dict(out)
 
 
+@dataclass(slots=True)
+class Encoded:
+    """An article's story features as interned ids and term frequencies (before IDF)."""
+
+    ids: np.ndarray    # int32, unique
+    vals: np.ndarray   # float32
+
+
+@dataclass(slots=True)
+class Vector:
+    """Sparse unit vectors (sorted ids, weights) of the main ("M") and lead-names ("L") groups."""
+
+    m_ids: np.ndarray
+    m_w: np.ndarray
+    l_ids: np.ndarray
+    l_w: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMatch:
+    """The best candidate story of an article; `story_id` is None when it is below the threshold."""
+
+    story_id: str | None
+    score: float | None = None
+    cosine: float | None = None
+    time_factor: float | None = None
+    nearest: str | None = None                       # best story below the threshold
+    shared: tuple[tuple[str, float], ...] = ()       # top contributing features, for explanations
+
+
 class Vocabulary:
-    """Feature strings <-> dense int ids, with document frequencies as a numpy array.
+    """Feature strings <-> dense int ids, with window document frequencies as numpy arrays.
 
     Interning turns every per-article feature dict into two small arrays (ids,
     values), so weighting, centroids and cosines are numpy operations instead of
-    dict walks, and a stored article costs a few bytes per feature instead of a
-    dict entry plus its own key string.
+    dict walks. The document frequencies count a bounded set of recent articles
+    (`learn` / `unlearn`), so the IDF — and with it every decision — is a function
+    of those articles, the same after a restart as in a process that never
+    stopped. An id is freed when no counted article and no story member uses it
+    any more, so the vocabulary is bounded too.
     """
 
     def __init__(self, ns_weights: dict, prior_docs: float):
         self.ids: dict[str, int] = {}
-        self.names: list[str] = []
+        self.names: list[str | None] = []
+        self.free: list[int] = []
         self.prior_docs = prior_docs
         self.n = 0                                        # documents counted in the IDF
         self.ns_weights = ns_weights
         cap = 1024
-        self.df = np.zeros(cap, dtype=np.float64)         # document frequency per id
+        self.df = np.zeros(cap, dtype=np.float64)         # window document frequency per id
+        self.refs = np.zeros(cap, dtype=np.int32)         # story members using the id
         self.df_of = np.zeros(cap, dtype=np.int64)        # id whose df weights this id ("L:x" -> "e:x")
         self.nsw = np.zeros(cap, dtype=np.float64)        # namespace weight per id
         self.lead = np.zeros(cap, dtype=bool)             # headline/lead-name group ("L:")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.names)
 
     def _grow(self, need: int) -> None:
         cap = len(self.df)
@@ -248,22 +292,27 @@ class Vocabulary:
             return
         while cap < need:
             cap *= 2
-        for name in ("df", "df_of", "nsw", "lead"):
+        for name in ("df", "refs", "df_of", "nsw", "lead"):
             old = getattr(self, name)
             arr = np.zeros(cap, dtype=old.dtype)
             arr[: len(old)] = old
             setattr(self, name, arr)
 
     def _new_id(self, key: str) -> int:
-        i = len(self.names)
-        self._grow(i + 1)
+        if self.free:
+            i = self.free.pop()
+            self.names[i] = key
+        else:
+            i = len(self.names)
+            self._grow(i + 1)
+            self.names.append(key)
         self.ids[key] = i
-        self.names.append(key)
         if key[0] == "L":
             self.lead[i] = True
             self.nsw[i] = self.ns_weights.get("e:", 1.0)
             self.df_of[i] = self.id_of("e" + key[1:])
         else:
+            self.lead[i] = False
             self.nsw[i] = self.ns_weights.get(key[:2], 1.0)
             self.df_of[i] = i
         return i
@@ -272,20 +321,44 @@ class Vocabulary:
         i = self.ids.get(key)
         return self._new_id(key) if i is None else i
 
-    def encode(self, tf: dict) -> "Encoded":
+    def encode(self, tf: dict) -> Encoded:
         get = self.ids.get
         lst = [get(k) for k in tf]
         if None in lst:
             lst = [self.id_of(k) if i is None else i for i, k in zip(lst, tf)]
-        ids = np.array(lst, dtype=np.int64)
-        vals = np.fromiter(tf.values(), dtype=np.float64, count=len(tf))
-        return Encoded(ids.astype(np.int32), vals.astype(np.float32))
+        ids = np.array(lst, dtype=np.int32)
+        vals = np.fromiter(tf.values(), dtype=np.float64, count=len(tf)).astype(np.float32)
+        return Encoded(ids, vals)
 
-    def learn(self, enc: "Encoded") -> None:
+    def learn(self, ids: np.ndarray) -> None:
         self.n += 1
-        self.df[enc.ids] += 1.0
+        self.df[ids] += 1.0
 
-    def weighted(self, enc: "Encoded") -> "Vector":
+    def unlearn(self, ids: np.ndarray) -> None:
+        self.n -= 1
+        self.df[ids] -= 1.0
+        self._release(ids)
+
+    def hold(self, ids: np.ndarray) -> None:
+        self.refs[ids] += 1
+
+    def drop(self, ids: np.ndarray) -> None:
+        self.refs[ids] -= 1
+        self._release(ids)
+
+    def _release(self, ids: np.ndarray) -> None:
+        dead = ids[(self.df[ids] <= 0.0) & (self.refs[ids] <= 0)]
+        for i in dead.tolist():
+            name = self.names[i]
+            if name is None:
+                continue
+            del self.ids[name]
+            self.names[i] = None
+            self.df[i] = 0.0
+            self.refs[i] = 0
+            self.free.append(i)
+
+    def weighted(self, enc: Encoded) -> Vector:
         """Unit-length tf·idf·namespace-weight vectors of the main and headline/lead-name groups.
 
         Probabilistic-style IDF floored at 0 (a feature in more than half the corpus
@@ -313,24 +386,6 @@ _EMPTY_I = np.empty(0, dtype=np.int32)
 _EMPTY_F = np.empty(0, dtype=np.float32)
 
 
-class Encoded:
-    """An article's story features as interned ids and term frequencies (before IDF)."""
-
-    __slots__ = ("ids", "vals")
-
-    def __init__(self, ids: np.ndarray, vals: np.ndarray):
-        self.ids, self.vals = ids, vals
-
-
-class Vector:
-    """Sparse unit vectors (sorted ids, weights) of the main ("M") and lead-names ("L") groups."""
-
-    __slots__ = ("m_ids", "m_w", "l_ids", "l_w")
-
-    def __init__(self, m_ids, m_w, l_ids, l_w):
-        self.m_ids, self.m_w, self.l_ids, self.l_w = m_ids, m_w, l_ids, l_w
-
-
 def _sparse_sum(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     ids = np.concatenate([p[0] for p in parts]) if parts else _EMPTY_I
     if not len(ids):
@@ -347,24 +402,17 @@ def _sparse_dot(a_ids, a_w, b_ids, b_w) -> float:
     return float(np.dot(a_w[ia].astype(np.float64), b_w[ib].astype(np.float64))) if len(common) else 0.0
 
 
-def cosine(a: dict, b: dict) -> float:
-    """Dot product of two sparse dict vectors (unit vectors: their cosine)."""
-    if len(a) > len(b):
-        a, b = b, a
-    return sum(w * b.get(k, 0.0) for k, w in a.items())
-
-
+@dataclass(slots=True, eq=False)
 class _Story:
-    __slots__ = ("members", "times", "first", "last", "acc_m", "acc_l", "centroid_n", "centroid", "keys")
-
-    def __init__(self, timestamp: float):
-        self.members: list[tuple[str, Encoded]] = []
-        self.times: list[float] = []          # member times, sorted
-        self.first = self.last = timestamp
-        self.acc_m = self.acc_l = None         # (ids, summed weights) or None = rebuild
-        self.centroid_n = 0
-        self.centroid = None                   # (m_ids, m_w, l_ids, l_w) unit vectors
-        self.keys = _EMPTY_I                   # posting keys this story is listed under (sorted ids)
+    first: float
+    last: float
+    members: list[tuple[str, Encoded]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)      # member times, sorted
+    acc_m: tuple | None = None                             # (ids, summed weights) or None = rebuild
+    acc_l: tuple | None = None
+    centroid_n: int = 0
+    centroid: tuple | None = None                          # (m_ids, m_w, l_ids, l_w) unit vectors
+    keys: np.ndarray = field(default_factory=lambda: _EMPTY_I)   # posting keys (sorted feature ids)
 
 
 class StoryIndex:
@@ -372,26 +420,30 @@ class StoryIndex:
 
     Pure in-memory state; `add`/`assign` take features computed by
     `story_features` (or their `encode`d form). A story is identified by the id
-    of its first article.
+    of its first article. `learn`/`unlearn` keep the IDF of the latest
+    `idf_docs` originals; eviction drops stories whose latest article is older
+    than the window.
     """
 
-    def __init__(self, *, threshold: float = 0.2, ns_weights: dict | None = None,
-                 index_terms: int = 25, max_candidates: int = 40, time_scale_days: float = 3.0,
-                 max_members: int = 50, refresh_ratio: float = 1.25, idf_prior_docs: float = 100.0,
-                 lead_entity_share: float = 0.3):
-        self.lead_entity_share = lead_entity_share
-        self.threshold = threshold
-        self.ns_weights = ns_weights or {"w:": 1.0, "e:": 1.0, "n:": 0.5}
-        self.index_terms = index_terms
-        self.max_candidates = max_candidates
-        self.time_scale = time_scale_days * 86400.0
-        self.max_members = max_members
-        self.refresh_ratio = refresh_ratio
-        self.vocab = Vocabulary(self.ns_weights, idf_prior_docs)
+    def __init__(self, settings: ClusterSettings | None = None, **overrides):
+        s = replace(settings or ClusterSettings(), **overrides)
+        self.settings = s
+        self.threshold = s.story_threshold
+        self.lead_entity_share = s.lead_entity_share
+        self.index_terms = s.index_terms
+        self.max_candidates = s.max_candidates
+        self.time_scale = s.time_scale_days * 86400.0
+        self.max_members = s.story_max_members
+        self.refresh_ratio = s.centroid_refresh_ratio
+        self.centroid_terms = s.centroid_terms
+        self.vocab = Vocabulary(s.namespace_weights, s.idf_prior_docs)
         self._stories: dict[str, _Story] = {}
-        self._postings: dict[int, str | set] = {}   # feature id -> story id, or set of story ids
-        self._expiry: list[tuple[float, str]] = []   # (story last time when pushed, story id)
-        self._scratch = np.zeros(1024, dtype=np.float32)   # dense copy of the article vector during assign
+        self._postings: Postings[int, str] = Postings()   # feature id -> story ids
+        self._expiry: list[tuple[float, str]] = []        # (story last time when pushed, story id)
+        self.idf_docs = s.idf_docs
+        self._learned: dict[str, np.ndarray] = {}      # article id -> feature ids, in learning order
+
+        self._scratch = np.zeros(1024, dtype=np.float32)  # dense copy of the article vector during assign
 
     def __len__(self) -> int:
         return len(self._stories)
@@ -402,23 +454,34 @@ class StoryIndex:
     def encode(self, tf) -> Encoded:
         return tf if isinstance(tf, Encoded) else self.vocab.encode(tf)
 
+    def vector(self, enc: Encoded) -> Vector:
+        """The weighted unit vectors of an encoded article under the current IDF."""
+        return self.vocab.weighted(enc)
+
     def _vector(self, enc: Encoded) -> Vector:
         return self.vocab.weighted(enc)
 
     def _centroid(self, st: _Story):
-        # IDF drifts as the corpus grows; rebuild a story's centroid from its
-        # members only when the corpus has grown by `refresh_ratio` since, so the
-        # cost is amortised. Between rebuilds new members are added to the sum.
-        if st.acc_m is None or self.vocab.n > st.centroid_n * self.refresh_ratio:
+        # IDF drifts as the window changes; rebuild a story's centroid from its members
+        # only when the corpus has changed by `refresh_ratio` since, so the cost is
+        # amortised. Between rebuilds new members are added to the sum.
+        n, cn, ratio = self.vocab.n, st.centroid_n, self.refresh_ratio
+        if st.acc_m is None or n > cn * ratio or n * ratio < cn:
             vecs = [self._vector(enc) for _, enc in st.members]
             st.acc_m = _sparse_sum([(v.m_ids, v.m_w) for v in vecs])
             st.acc_l = _sparse_sum([(v.l_ids, v.l_w) for v in vecs])
-            st.centroid_n = self.vocab.n
+            st.centroid_n = n
             st.centroid = None
         if st.centroid is None:
             (mi, mw), (li, lw) = st.acc_m, st.acc_l
             mn = math.sqrt(float(np.dot(mw, mw))) or 1.0
             ln = math.sqrt(float(np.dot(lw, lw))) or 1.0
+            k = self.centroid_terms
+            if k and len(mw) > k:
+                # The heaviest terms carry the cosine; the long tail of a big story's
+                # vocabulary (each word of one member) only costs gather time.
+                top = np.sort(np.argpartition(-mw, k - 1)[:k])
+                mi, mw = mi[top], mw[top]
             st.centroid = (mi, (mw / mn).astype(np.float32), li, (lw / ln).astype(np.float32))
         return st.centroid
 
@@ -427,25 +490,20 @@ class StoryIndex:
         if len(w) <= self.index_terms:
             return vec.m_ids
         top = np.argpartition(-w, self.index_terms - 1)[: self.index_terms]
-        return vec.m_ids[top]
+        return np.sort(vec.m_ids[top])
 
     def candidates(self, vec: Vector) -> list[str]:
         """Stories sharing the most of the article's top features (bounded by the window)."""
         counts: dict[str, float] = defaultdict(float)
-        pos = {int(k): float(w) for k, w in zip(vec.m_ids, vec.m_w)}
-        for k in self._index_keys(vec).tolist():
-            post = self._postings.get(k)
-            if post is None:
-                continue
-            w = pos[k]
-            if isinstance(post, str):
-                counts[post] += w
-            else:
-                for sid in post:
-                    counts[sid] += w
+        keys = self._index_keys(vec)
+        weights = vec.m_w[np.searchsorted(vec.m_ids, keys)]
+        for k, w in zip(keys.tolist(), weights.tolist()):
+            for sid in self._postings.values_of(k):
+                counts[sid] += w
+        # Ties broken by story id: the same state gives the same candidates in any process.
         if len(counts) <= self.max_candidates:
-            return sorted(counts, key=counts.__getitem__, reverse=True)
-        return heapq.nlargest(self.max_candidates, counts, key=counts.__getitem__)
+            return sorted(counts, key=lambda sid: (-counts[sid], sid))
+        return heapq.nsmallest(self.max_candidates, counts, key=lambda sid: (-counts[sid], sid))
 
     def _time_factor(self, st: _Story, timestamp: float | None) -> float:
         if timestamp is None:
@@ -457,17 +515,18 @@ class StoryIndex:
         # words two weeks apart are more likely a new event.
         return 1.0 / (1.0 + (dt / self.time_scale) ** 2)
 
-    def assign(self, tf, timestamp: float | None) -> dict:
-        """Best story for an article: {"story_id", "score", "cosine", "time_factor", "shared"} or story_id None."""
-        enc = self.encode(tf)
-        vec = self._vector(enc)
+    def assign(self, tf, timestamp: float | None, vec: Vector | None = None) -> StoryMatch:
+        """Best story for an article (does not change the index); `vec` is its weighted vector if known."""
+        if vec is None:
+            vec = self._vector(self.encode(tf))
         cands = self.candidates(vec)
         if not cands:
-            return {"story_id": None, "score": None, "nearest": None}
-        cents = [self._centroid(self._stories[sid]) for sid in cands]
+            return StoryMatch(story_id=None)
+        stories = [self._stories[sid] for sid in cands]
+        cents = [self._centroid(st) for st in stories]
         # Cosines with all candidate centroids at once: scatter the article into a
         # dense scratch vector, gather at each centroid's ids, sum per centroid.
-        need = len(self.vocab.names)
+        need = self.vocab.capacity
         if len(self._scratch) < need:
             self._scratch = np.zeros(max(need, 2 * len(self._scratch)), dtype=np.float32)
         scratch = self._scratch
@@ -483,21 +542,19 @@ class StoryIndex:
             starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
             cms[nonempty] = np.add.reduceat(prod, starts[nonempty], dtype=np.float64)
         share = self.lead_entity_share
-        best = None
-        for j, sid in enumerate(cands):
-            cm = float(cms[j])
-            cl = _sparse_dot(vec.l_ids, vec.l_w, cents[j][2], cents[j][3]) if share else 0.0
-            cos = (1.0 - share) * cm + share * cl
-            tfac = self._time_factor(self._stories[sid], timestamp)
-            score = cos * tfac
-            if best is None or score > best["score"]:
-                best = {"story_id": sid, "score": score, "cosine": cos, "terms_cosine": cm, "lead_names_cosine": cl,
-                        "time_factor": tfac, "_cent": cents[j]}
-        if best["score"] < self.threshold:
-            return {"story_id": None, "score": best["score"], "nearest": best["story_id"],
-                    "shared": self._top_shared(vec, best["_cent"])}
-        best["shared"] = self._top_shared(vec, best.pop("_cent"))
-        return best
+        if share:
+            cls = np.array([_sparse_dot(vec.l_ids, vec.l_w, c[2], c[3]) for c in cents])
+            cos = (1.0 - share) * cms + share * cls
+        else:
+            cos = cms
+        tfac = np.array([self._time_factor(st, timestamp) for st in stories])
+        scores = cos * tfac
+        j = int(np.argmax(scores))   # first of equal scores: candidates are in a deterministic order
+        score, sid = float(scores[j]), cands[j]
+        shared = tuple(self._top_shared(vec, cents[j]))
+        if score < self.threshold:
+            return StoryMatch(story_id=None, score=score, nearest=sid, shared=shared)
+        return StoryMatch(story_id=sid, score=score, cosine=float(cos[j]), time_factor=float(tfac[j]), shared=shared)
 
     def _top_shared(self, vec: Vector, cent, n: int = 8) -> list[tuple[str, float]]:
         """The features contributing most to the main cosine, for explanations."""
@@ -509,49 +566,67 @@ class StoryIndex:
         names = self.vocab.names
         return [(names[int(common[i])], float(parts[i])) for i in order]
 
-    def learn(self, tf) -> None:
-        """Count an article in the IDF (originals only: copies would skew it)."""
-        self.vocab.learn(self.encode(tf))
+    def learn(self, item_id: str, tf) -> Encoded:
+        """Count an article in the IDF (originals only: copies would skew it); the oldest drops out."""
+        enc = self.encode(tf)
+        if item_id not in self._learned:
+            self.vocab.learn(enc.ids)
+            self._learned[item_id] = enc.ids
+            while len(self._learned) > self.idf_docs:
+                self.unlearn(next(iter(self._learned)))
+        return enc
 
-    def add(self, item_id: str, tf, timestamp: float, story_id: str | None) -> str:
-        """Put an article into `story_id` (or a new story named after it); returns the story id."""
+    def unlearn(self, item_id: str) -> None:
+        """Take an article out of the IDF (it fell out of the count, or turned out to be a copy)."""
+        ids = self._learned.pop(item_id, None)
+        if ids is not None:
+            self.vocab.unlearn(ids)
+
+    def add(self, item_id: str, tf, timestamp: float, story_id: str | None, vec: Vector | None = None) -> str:
+        """Put an article into `story_id` (or a new story named after it); returns the story id.
+
+        `vec` is the article's weighted vector when the caller has it (same IDF as now)."""
         sid = story_id or item_id
         st = self._stories.get(sid)
         if st is None:
-            st = _Story(timestamp)
+            st = _Story(first=timestamp, last=timestamp)
             self._stories[sid] = st
         if len(st.members) < self.max_members:
             # Bounded: a story's early members define it; hundreds more would only
             # cost time (the centroid is stable by then).
             enc = self.encode(tf)
+            self.vocab.hold(enc.ids)
             st.members.append((item_id, enc))
             bisect.insort(st.times, timestamp)
-            vec = self._vector(enc)
+            if vec is None:
+                vec = self._vector(enc)
             if st.acc_m is not None:
                 st.acc_m = _sparse_sum([st.acc_m, (vec.m_ids, vec.m_w)])
                 st.acc_l = _sparse_sum([st.acc_l, (vec.l_ids, vec.l_w)])
             st.centroid = None
-            keys = self._index_keys(vec)
-            fresh = np.setdiff1d(keys, st.keys, assume_unique=True)
+            fresh = np.setdiff1d(self._index_keys(vec), st.keys, assume_unique=True)
             if len(fresh):
                 st.keys = np.union1d(st.keys, fresh).astype(np.int32)
-            postings = self._postings
             for k in fresh.tolist():
-                # A posting is a bare story id until a second story shares the key
-                # (most keys are never shared: a set each would dominate memory).
-                post = postings.get(k)
-                if post is None:
-                    postings[k] = sid
-                elif isinstance(post, str):
-                    if post != sid:
-                        postings[k] = {post, sid}
-                else:
-                    post.add(sid)
+                self._postings.add(k, sid)
         st.first = min(st.first, timestamp)
         if timestamp > st.last:
             st.last = timestamp
         heapq.heappush(self._expiry, (st.last, sid))
         return sid
+
+    def remove_member(self, sid: str, item_id: str, timestamp: float) -> None:
+        """Take an article out of a story's centroid (it turned out to be a copy of a later-arriving original)."""
+        st = self._stories.get(sid)
+        if st is None:
+            return
+        for j, (mid, enc) in enumerate(st.members):
+            if mid == item_id:
+                del st.members[j]
+                del st.times[bisect.bisect_left(st.times, timestamp)]
+                self.vocab.drop(enc.ids)
+                st.acc_m = st.acc_l = st.centroid = None
+                return
 
     def touch(self, sid: str, timestamp: float) -> None:
         """Keep a story alive (a copy of one of its articles arrived) without changing what it is about."""
@@ -561,27 +636,17 @@ class StoryIndex:
             heapq.heappush(self._expiry, (timestamp, sid))
 
     def evict_before(self, ts: float) -> int:
-        """Drop stories whose latest article is older than `ts`."""
+        """Drop stories whose latest article is older than `ts`; returns how many."""
         n = 0
         while self._expiry and self._expiry[0][0] < ts:
-            last, sid = heapq.heappop(self._expiry)
+            _, sid = heapq.heappop(self._expiry)
             st = self._stories.get(sid)
             if st is None or st.last >= ts:
                 continue   # stale heap entry; the story was updated later
             del self._stories[sid]
             n += 1
-            postings = self._postings
             for k in st.keys.tolist():
-                post = postings.get(k)
-                if post is None:
-                    continue
-                if isinstance(post, str):
-                    if post == sid:
-                        del postings[k]
-                else:
-                    post.discard(sid)
-                    if len(post) == 1:
-                        postings[k] = next(iter(post))
-                    elif not post:
-                        del postings[k]
+                self._postings.discard(k, sid)
+            for _, enc in st.members:
+                self.vocab.drop(enc.ids)
         return n

@@ -398,7 +398,7 @@ class Pipeline:
     def _save(self, run: _FeedRun, cand: ArticleCandidate, summary: IngestSummary) -> None:
         with self.db.session() as s:
             self._write_attempts(s)
-            outcome = save_article(s, cand, self.clusterer.assign)
+            outcome = save_article(s, cand, self.clusterer)
         metrics.article_saved(outcome.status)
         if outcome.status == "new":
             summary.new_articles += 1

@@ -44,9 +44,8 @@ def housekeeping(app: App, pipeline: Pipeline) -> None:
                            "attempts_deleted": pruned.attempts_deleted})
     with app.db.session() as s:
         s.execute(update(Feed).where(Feed.claimed_until < now).values(claimed_by=None, claimed_until=None))
-    window = pipeline.clusterer.settings.window_days
-    if window:
-        pipeline.clusterer.engine.evict_before(now - timedelta(days=window))
+    # Clustering state is not evicted here: the engine evicts by article time as articles arrive
+    # (wall-clock eviction would make a live engine differ from one rebuilt from the database).
 
 
 def run_scheduler(app: App, *, workers: int = 1, tick_seconds: int = 60, stop_event: threading.Event | None = None,

@@ -68,9 +68,8 @@ def _add_aliases(session: Session, article_id: int, urls: list[tuple[str, str]],
     if not all_new and urls:
         known = set(session.scalars(select(ArticleUrl.url).where(ArticleUrl.url.in_([u for u, _ in urls]))))
         urls = [(u, r) for u, r in urls if u not in known]
-    for url, relation in urls:
-        session.add(ArticleUrl(url=url, article_id=article_id, feed_id=feed_id, relation=relation))
-    session.flush()
+    session.add_all([ArticleUrl(url=url, article_id=article_id, feed_id=feed_id, relation=relation)
+                     for url, relation in urls])
 
 
 def enqueue_index(session: Session, article_id: int, op: str = "upsert") -> None:
@@ -115,29 +114,44 @@ def _apply_fields(article: Article, cand: ArticleCandidate) -> None:
     article.updated_at = utcnow()
 
 
-def find_existing(session: Session, cand: ArticleCandidate) -> tuple[Article | None, str]:
+def existing_lookups(cand: ArticleCandidate) -> list:
+    """Scalar subqueries: the article stored under one of the candidate's URLs; the first with its text."""
     # Every stored article's canonical URL is one of its ArticleUrl rows, so one lookup covers
     # the canonical URL, the feed link and the redirect target.
     urls = [u for u, _ in _candidate_urls(cand)]
-    article_id = session.scalar(select(ArticleUrl.article_id).where(ArticleUrl.url.in_(urls)).limit(1))
-    if article_id is not None:
-        return session.get(Article, article_id), "duplicate-url"
+    lookups = [select(ArticleUrl.article_id).where(ArticleUrl.url.in_(urls)).limit(1).scalar_subquery()]
     if len(cand.text) >= MIN_TEXT_FOR_HASH:
-        article = session.scalar(
-            select(Article).where(Article.content_hash == cand.content_hash).order_by(Article.id).limit(1)
-        )
-        if article is not None:
-            return article, "duplicate-hash"
+        lookups.append(select(Article.id).where(Article.content_hash == cand.content_hash)
+                       .order_by(Article.id).limit(1).scalar_subquery())
+    return lookups
+
+
+def _resolve(session: Session, found: tuple) -> tuple[Article | None, str]:
+    url_id, hash_id = (tuple(found) + (None,))[:2]
+    if url_id is not None:
+        return session.get(Article, url_id), "duplicate-url"
+    if hash_id is not None:
+        return session.get(Article, hash_id), "duplicate-hash"
     return None, "new"
+
+
+def find_existing(session: Session, cand: ArticleCandidate) -> tuple[Article | None, str]:
+    """The stored article this candidate is (by any of its URLs, else by its text), in one query."""
+    return _resolve(session, session.execute(select(*existing_lookups(cand))).one())
 
 
 def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> SaveOutcome:
     """Insert or update one article in the caller's transaction (see module docstring).
 
-    `clusterer` is called with (session, article) for new articles and sets duplicate_of /
-    story on it; the pipeline passes its story engine here.
+    `clusterer` (a `monitor.clustering.store.Clusterer`) decides duplicate_of / story for new
+    articles; it takes the clustering lock first, so the lookup and the insert below cannot race
+    another clustering writer, and the decision goes into the article's INSERT.
     """
-    existing, how = find_existing(session, cand)
+    if clusterer is not None:
+        # Under the clustering lock, in the same statement that brings the engine up to date.
+        existing, how = _resolve(session, clusterer.begin(session, existing_lookups(cand)))
+    else:
+        existing, how = find_existing(session, cand)
     if existing is not None:
         urls = _candidate_urls(cand)
         if how == "duplicate-hash":
@@ -159,12 +173,28 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
         fetched_at=utcnow(),
     )
     _apply_fields(article, cand)
+    if clusterer is not None:
+        # The id is drawn under the clustering lock, so the decision, the URLs, topics and the
+        # outbox entry all go out with the article's INSERT at the next flush (no UPDATE after).
+        article.id = clusterer.next_id()
+        try:
+            clusterer.decide(session, article)
+        except BaseException:
+            clusterer.mark_stale()
+            raise
+        set_topics(session, article, cand.topics, cand.topic_details)
+        session.add(article)
+        if cand.page_html is not None:
+            session.add(ArticlePage(article_id=article.id, url=cand.url[:2048], html=cand.page_html, fetched_at=utcnow()))
+        _add_aliases(session, article.id, _candidate_urls(cand), cand.feed_id, all_new=True)
+        enqueue_index(session, article.id)
+        return SaveOutcome(article.id, "new")
     session.add(article)
     try:
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        # Another worker stored the same canonical URL between our lookup and insert.
+        # Another writer stored the same canonical URL between our lookup and insert.
         session.expunge(article)
         existing = session.scalar(select(Article).where(Article.canonical_url == cand.canonical_url))
         if existing is None:
@@ -174,8 +204,6 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
     _add_aliases(session, article.id, _candidate_urls(cand), cand.feed_id, all_new=True)
     _keep_page(session, article.id, cand)
     set_topics(session, article, cand.topics, cand.topic_details)
-    if clusterer is not None:
-        clusterer(session, article)
     enqueue_index(session, article.id)
     return SaveOutcome(article.id, "new")
 
@@ -219,21 +247,6 @@ def story_row(session: Session, story_id: int, headline: str) -> Story:
         story = Story(id=story_id, headline=headline, headline_article_id=story_id, article_count=0, source_count=0)
         session.add(story)
         session.flush()
-    return story
-
-
-def count_into_story(session: Session, story_id: int, article: Article) -> Story:
-    """Add one newly assigned article to its story's counters (no aggregate query)."""
-    story = story_row(session, story_id, article.title)
-    new_source = not session.scalar(
-        select(Article.id).where(Article.story_id == story_id, Article.source == article.source, Article.id != article.id).limit(1)
-    )
-    story.article_count = (story.article_count or 0) + 1
-    story.source_count = (story.source_count or 0) + (1 if new_source else 0)
-    when = article.published_at
-    if when is not None and (story.first_seen is None or when < story.first_seen):
-        story.first_seen = when
-    story.last_updated = utcnow()
     return story
 
 

@@ -354,3 +354,16 @@ class RetagCheckpoint(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- clustering (engine <-> database coordination) ------------------------------------------
+
+
+class ClusterState(Base):
+    """One row: the clustering generation, bumped by `recluster` so running workers rebuild their engine."""
+
+    __tablename__ = "cluster_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

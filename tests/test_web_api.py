@@ -346,14 +346,14 @@ def test_extra_routers_are_mounted(ctx):
 
     router = APIRouter()
 
-    @router.post("/digest/subscribe", dependencies=[Depends(csrf_protect)])
+    @router.post("/extra/subscribe", dependencies=[Depends(csrf_protect)])
     def subscribe(user=Depends(current_user)):
         return {"user": user.email if user else None}
 
     with TestClient(create_app(ctx, extra_routers=[router])) as c:
-        assert c.post("/digest/subscribe").status_code == 403
+        assert c.post("/extra/subscribe").status_code == 403
         token = csrf_of(c.get("/login").text)
-        assert c.post("/digest/subscribe", data={"csrf_token": token}).json() == {"user": None}
+        assert c.post("/extra/subscribe", data={"csrf_token": token}).json() == {"user": None}
 
 
 def test_search_backend_down_is_503_and_the_rest_carries_on(ctx, home):
@@ -445,11 +445,11 @@ def test_timeline_axis_labels_sit_at_their_values():
 def test_search_page_offers_the_digest_for_this_search(client):
     page = client.get("/", params={"q": "NATO", "topic": "nato"})
     assert page.status_code == 200
-    form = re.search(r'<form method="get" action="/digest/subscribe".*?</form>', page.text, re.S)
+    form = re.search(r'<form method="get" action="/extra/subscribe".*?</form>', page.text, re.S)
     assert form, "the search page has no subscribe form"
     assert 'name="q" value="NATO"' in form.group(0) and 'name="topic" value="nato"' in form.group(0)
     # The digest's own form page is served by the same app, prefilled, with its CSRF token, under the CSP.
-    sub = client.get("/digest/subscribe", params={"q": "NATO", "topic": "nato", "email": "r@example.org"})
+    sub = client.get("/extra/subscribe", params={"q": "NATO", "topic": "nato", "email": "r@example.org"})
     assert sub.status_code == 200
     assert 'value="r@example.org"' in sub.text and 'value="NATO"' in sub.text and "csrf" in sub.text
     assert "<style" not in sub.text and "style=" not in sub.text  # the CSP allows no inline styles

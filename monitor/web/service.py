@@ -1,5 +1,7 @@
-"""What the pages and the API show for a search: hits grouped by story, facets, timeline — from the
-search backend protocol plus the store (publication names, story sizes)."""
+"""What the pages and the API show for a search: hits grouped by story, facets and timeline.
+
+Built from the search backend protocol plus the store (publication names, story sizes).
+"""
 
 from __future__ import annotations
 

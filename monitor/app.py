@@ -9,11 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from monitor.config import ConfigError, FeedsConfig, Settings, load_feeds_config
-from monitor.storage.db import Database
-from search import open_backend
-from search.backend import SearchBackend
+from monitor.config.errors import ConfigError
+from monitor.config.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: `newsmon search` must not pay for SQLAlchemy and alembic
+    from monitor.config.feedsfile import FeedsConfig
+    from monitor.storage.db import Database
+    from search.backend import SearchBackend
 
 
 @dataclass
@@ -29,10 +33,14 @@ class App:
 
     @cached_property
     def feeds_config(self) -> FeedsConfig:
+        from monitor.config.feedsfile import load_feeds_config
+
         return load_feeds_config(self.feeds_path or self.settings.feeds_path)
 
     @cached_property
     def db(self) -> Database:
+        from monitor.storage.db import Database
+
         self.settings.home.mkdir(parents=True, exist_ok=True)
         db = Database(self.settings.database_url)
         self._closers.append(db.close)
@@ -40,6 +48,8 @@ class App:
 
     @cached_property
     def backend(self) -> SearchBackend:
+        from search import open_backend
+
         self.settings.home.mkdir(parents=True, exist_ok=True)
         try:
             backend = open_backend(self.settings.search_url, api_key=self.settings.search_api_key)

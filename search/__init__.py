@@ -1,4 +1,4 @@
-"""Search layer: backend protocol, query model, SQLite FTS5 and Meilisearch backends.
+"""Search layer: backend protocol, query model, Tantivy, SQLite FTS5 and Meilisearch backends.
 
 Imports nothing from monitor/. Pick a backend with :func:`open_backend`.
 """
@@ -20,20 +20,24 @@ __all__ = [
 def open_backend(url: str, *, api_key: str | None = None, index: str = "articles") -> SearchBackend:
     """Open a search backend from a URL.
 
+    ``tantivy:///relative/dir`` or ``tantivy:////absolute/dir`` (embedded Tantivy index directory);
     ``sqlite:///relative/path.sqlite`` or ``sqlite:////absolute/path.sqlite`` (embedded FTS5 file,
     separate from the application database); ``http(s)://host:7700`` (Meilisearch; ``api_key`` is
     the master key or an API key; ``index`` the index uid).
     """
     parts = urlsplit(url)
-    if parts.scheme == "sqlite":
+    if parts.scheme in ("sqlite", "tantivy"):
         path = unquote(parts.path)
         if path.startswith("/"):
             path = path[1:]  # sqlite:///rel -> rel ; sqlite:////abs -> /abs
         if not path:
-            raise ValueError(f"sqlite search URL needs a file path: {url!r}")
+            raise ValueError(f"{parts.scheme} search URL needs a path: {url!r}")
+        if parts.scheme == "tantivy":
+            from .tantivy_backend import TantivyBackend
+            return TantivyBackend(path)
         from .fts5 import FTS5Backend
         return FTS5Backend(path)
     if parts.scheme in ("http", "https"):
         from .meili import MeiliBackend
         return MeiliBackend(url, api_key=api_key, index=index)
-    raise ValueError(f"unsupported search URL {url!r}: use sqlite:///path or http(s)://host:7700")
+    raise ValueError(f"unsupported search URL {url!r}: use tantivy:///dir, sqlite:///file or http(s)://host:7700")

@@ -27,6 +27,7 @@ __all__ = ["FTS5Backend", "fts_match_expression"]
 
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 BM25_WEIGHTS = (4.0, 1.0, 0.5)  # title, text, source
+PREFIX_INDEX = "2 3"  # prefix indexes so `zelensk*` reads a prefix doclist instead of scanning terms
 SNIPPET_TOKENS = 24
 BATCH = 1000
 _CHUNK = 500  # bound parameters per IN (...) list
@@ -177,7 +178,7 @@ class FTS5Backend:
         # ids deleted while this generation was being built, so the reindex does not resurrect them
         con.execute(f"CREATE TABLE IF NOT EXISTS deleted_{g} (id TEXT PRIMARY KEY) WITHOUT ROWID")
         con.execute(f"""CREATE VIRTUAL TABLE IF NOT EXISTS fts_{g} USING fts5(
-            title, text, source, tokenize = '{TOKENIZER}')""")
+            title, text, source, tokenize = '{TOKENIZER}', prefix = '{PREFIX_INDEX}')""")
         w = ", ".join(str(x) for x in BM25_WEIGHTS)
         con.execute(f"INSERT INTO fts_{g}(fts_{g}, rank) VALUES ('rank', 'bm25({w})')")
 

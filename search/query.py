@@ -1,5 +1,7 @@
-"""The query model shared by both backends: SearchQuery (filters, sort, paging) and the researcher
-query-text parser (words, "phrases", AND/OR/NOT, -exclusion, prefix*, parentheses) producing an AST.
+"""The query model both backends share: `SearchQuery` and the parser of researchers' query text into an AST.
+
+`SearchQuery` holds filters, sort and paging; the parser reads words, "phrases", AND/OR/NOT,
+-exclusion, prefix* and parentheses.
 
 Backends never see raw user text: they translate the AST returned by :func:`parse_query`.
 """

@@ -51,7 +51,7 @@ def app_environment(tmp_dir: Path, database_url: str) -> dict[str, str]:
     return {
         "NEWSMON_HOME": str(tmp_dir / "home"),
         "DATABASE_URL": database_url,
-        "SEARCH_URL": f"sqlite:///{tmp_dir / 'home' / 'search.sqlite'}",
+        "SEARCH_URL": f"tantivy:///{tmp_dir / 'home' / 'search-index'}",
         "NEWSMON_ALLOW_HOSTS": "127.0.0.1",
         "NEWSMON_FEEDS": "",
         "NEWSMON_HOST_INTERVAL": "0",

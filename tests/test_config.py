@@ -26,7 +26,7 @@ def test_settings_defaults_derive_from_home(tmp_path):
     s = Settings.from_env({"NEWSMON_HOME": str(tmp_path)}, cwd=tmp_path)
     assert s.home == tmp_path
     assert s.database_url == f"sqlite:///{tmp_path}/newsmon.sqlite"
-    assert s.search_url == f"sqlite:///{tmp_path}/search.sqlite"
+    assert s.search_url == f"tantivy:///{tmp_path}/search-index"
     assert s.allow_hosts == frozenset()
     assert s.feeds_path == default_feeds_path()  # no ./feeds.yaml in tmp_path
     assert s.workers >= 1 and s.max_bytes > 0
@@ -122,7 +122,7 @@ feeds:
     assert (b.interval_minutes, b.fetch_pages, b.enabled, b.name, b.topics_hint) == (90, True, False, "B", ["nato"])
 
 
-def test_custom_topics_replace_builtin_ones():
+def test_custom_topics_sit_beside_builtin_ones():
     text = """\
 feeds: [{url: 'https://a.example/rss', topics_hint: [baltic]}]
 topics:
@@ -136,7 +136,8 @@ topics:
     min_score: 2
 """
     cfg = parse_feeds_config(text, "f.yaml")
-    (rule,) = cfg.topics
+    assert [r.name for r in cfg.topics] == ["nato", "ukraine-aid", "trump-foreign-policy", "baltic"]
+    rule = cfg.topics[-1]
     assert rule.name == "baltic" and rule.label == "Baltic security" and rule.min_score == 2
     assert rule.include_phrases == ("Suwalki Gap",)
     assert rule.require_any[0].terms == ("defence", "security")

@@ -113,10 +113,11 @@ def test_healthz_and_metrics_of_a_running_worker(site_server, newsmon_env, tmp_p
 
 
 def test_healthz_is_503_while_no_pass_finishes(site_server, newsmon_env, tmp_path):
-    """A feed that takes 20 s holds the first pass; with passes stale after 15 s, /healthz says
-    503 and why, then 200 once the pass is through."""
+    """A feed that takes 25 s holds the first pass; with passes stale after 15 s (three 5 s
+    ticks), /healthz says 503 and why, then 200 once the pass is through."""
     port = _free_port()
-    proc = _start(tmp_path, [f"{site_server.base}/bad/slow?delay=20"], port, {"NEWSMON_STALE_PASS_SECONDS": "10"})
+    proc = _start(tmp_path, [f"{site_server.base}/bad/slow?delay=25"], port,
+                  {"NEWSMON_STALE_PASS_SECONDS": "10", "NEWSMON_READ_TIMEOUT": "40"})
     try:
         seen: list[tuple[int, dict]] = []
         deadline = time.monotonic() + 90
@@ -165,3 +166,60 @@ def test_a_bad_http_address_is_one_line(newsmon_env):
 
     result = CliRunner().invoke(cli, ["run", "--http", "localhost:notaport"])
     assert result.exit_code == 2 and "--http" in result.output and "Traceback" not in result.output
+
+
+def test_run_with_the_backend_down_then_back_loses_nothing(site_server, newsmon_env, tmp_path):
+    """A worker whose Meilisearch is a closed port keeps storing (no traceback, the outbox grows);
+    restarted on a working index, it sends everything."""
+    from click.testing import CliRunner
+    from sqlalchemy import func, select
+
+    from monitor.cli import cli
+    from monitor.storage.models import Article, OutboxEntry
+
+    feeds = [f"{site_server.base}/natowatch.rss", f"{site_server.base}/ukraineaid.atom"]
+    proc = _start(tmp_path, feeds, _free_port(), {"SEARCH_URL": f"http://127.0.0.1:{_free_port()}"})
+    db = Database(newsmon_env["DATABASE_URL"], migrate_schema=False)
+    try:
+        deadline = time.monotonic() + 120
+        stored = pending = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            try:
+                with db.session() as s:
+                    stored = s.scalar(select(func.count(Article.id)))
+                    pending = s.scalar(select(func.count(OutboxEntry.id)))
+                    done = s.scalar(select(func.count()).select_from(
+                        select(Article.feed_id).distinct().subquery()))
+            except Exception:  # noqa: BLE001 - tables not created yet
+                continue
+            if stored and done == 2:
+                break
+        assert proc.poll() is None and stored > 0 and pending == stored
+        err = _stop(proc)
+        assert proc.returncode == 0 and "Traceback" not in err
+        assert any("search index not updated" in json.loads(line)["message"] for line in err.splitlines() if line)
+
+        # Back: the same database, a working embedded index.
+        port = _free_port()
+        proc = _start(tmp_path, feeds, port)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            with db.session() as s:
+                if s.scalar(select(func.count(OutboxEntry.id))) == 0:
+                    break
+        metrics = _get(f"http://127.0.0.1:{port}/metrics").text
+        err = _stop(proc)
+        assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
+        with db.session() as s:
+            total = s.scalar(select(func.count(Article.id)))
+            assert s.scalar(select(func.count(OutboxEntry.id))) == 0
+        assert _metric(metrics, "newsmon_outbox_pending") is not None
+        status = json.loads(CliRunner().invoke(cli, ["status", "--json"]).stdout)
+        assert status["index"]["documents"] == total == status["articles"] >= stored
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        db.close()
+

@@ -71,7 +71,7 @@ def test_every_install_path_uses_the_constraints():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
-    installs = [line for line in readme.splitlines() if line.startswith("python3 -m venv")]
+    installs = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv ")]  # the two fresh-machine commands
     assert len(installs) == 2 and all("-c constraints.txt" in line for line in installs), installs
     test_command = next(line for line in installs if "pytest" in line)
     assert test_command in ci.splitlines(), ".ci/run must run the README's test command exactly"
@@ -84,3 +84,13 @@ def test_the_packaged_demo_site_is_data_only():
     assert not list(site.rglob("*.py")), "the site generator belongs in tests/data/make_site.py"
     assert (site / "README.md").is_file() and (site / "LICENSE-extraction-benchmark").is_file()
     assert (ROOT / "tests" / "data" / "site").resolve() == site.resolve()  # one copy of the generated site
+
+
+def test_every_module_says_its_one_job_in_one_line():
+    for folder in ("monitor", "search"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")), clean=False)
+            where = path.relative_to(ROOT)
+            assert doc and doc.strip(), f"{where}: no module docstring"
+            lines = doc.strip("\n").splitlines()
+            assert len(lines) == 1 or not lines[1].strip(), f"{where}: the docstring's first line must be the whole summary"

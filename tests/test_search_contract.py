@@ -1,4 +1,4 @@
-"""One contract for every search backend: the embedded FTS5 one always, Meilisearch when MEILI_URL is set.
+"""One contract for every search backend: the embedded ones (Tantivy, FTS5) always, Meilisearch when MEILI_URL is set.
 
 The corpus is small and hand-made so every expected result can be read off the fixture below.
 """
@@ -68,10 +68,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(params=["fts5", pytest.param("meili", marks=pytest.mark.meili)])
+EMBEDDED = {"tantivy": "tantivy:///{}/index", "fts5": "sqlite:///{}/search.sqlite"}
+
+
+@pytest.fixture(params=["tantivy", "fts5", pytest.param("meili", marks=pytest.mark.meili)])
 def empty_backend(request, tmp_path) -> SearchBackend:
-    if request.param == "fts5":
-        be = open_backend(f"sqlite:///{tmp_path}/search.sqlite")
+    if request.param in EMBEDDED:
+        be = open_backend(EMBEDDED[request.param].format(tmp_path))
         be.setup()
         yield be
         be.close()
@@ -370,8 +373,9 @@ def test_meili_on_closed_port_raises_backend_unavailable():
     be.close()
 
 
-def test_embedded_concurrent_readers_and_writer(tmp_path):
-    be = open_backend(f"sqlite:///{tmp_path}/c.sqlite")
+@pytest.mark.parametrize("kind", sorted(EMBEDDED))
+def test_embedded_concurrent_readers_and_writer(tmp_path, kind):
+    be = open_backend(EMBEDDED[kind].format(tmp_path))
     be.upsert(corpus())
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -400,8 +404,9 @@ def test_embedded_concurrent_readers_and_writer(tmp_path):
     be.close()
 
 
-def test_embedded_writes_during_reindex_are_not_lost(tmp_path):
-    be = open_backend(f"sqlite:///{tmp_path}/r.sqlite")
+@pytest.mark.parametrize("kind", sorted(EMBEDDED))
+def test_embedded_writes_during_reindex_are_not_lost(tmp_path, kind):
+    be = open_backend(EMBEDDED[kind].format(tmp_path))
     be.upsert(corpus())
     live_new = SearchDocument(id="50", url="u", title="Late breaking ceasefire", text="t", source="s.org")
 
@@ -430,6 +435,13 @@ def test_open_backend_selects_by_url(tmp_path):
     assert isinstance(emb, FTS5Backend) and isinstance(emb, SearchBackend)
     assert emb.path == f"{tmp_path}/s.sqlite"
     emb.close()
+    from search.tantivy_backend import TantivyBackend
+    tv = open_backend(f"tantivy:///{tmp_path}/ix")
+    assert isinstance(tv, TantivyBackend) and isinstance(tv, SearchBackend)
+    assert str(tv.path) == f"{tmp_path}/ix" and (tmp_path / "ix" / "CURRENT").exists()
+    tv.close()
+    with pytest.raises(ValueError, match="needs a path"):
+        open_backend("tantivy://")
     srv = open_backend("http://127.0.0.1:7700", api_key="k", index="articles_test")
     assert isinstance(srv, MeiliBackend) and isinstance(srv, SearchBackend) and srv.uid == "articles_test"
     with pytest.raises(ValueError, match="unsupported search URL"):

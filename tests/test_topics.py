@@ -75,10 +75,25 @@ def test_senators_and_substrings_never_tag_nato(title):
 
 
 @pytest.mark.parametrize(
-    "title", ["NATO allies meet", "Nato allies meet", "What NATO's summit means", "NATO-led mission", "(NATO)"]
+    "title", ["NATO allies meet", "What NATO's summit means for allies", "NATO-led mission: allies agree",
+              "(NATO) allies"]
 )
 def test_nato_as_word_or_acronym_tags(title):
     assert tag_topics(title, "", NATO) == ["nato"]
+
+
+@pytest.mark.parametrize(
+    "title,body",
+    [
+        ("Range test: a carbine in 5.56 NATO", "It fed 5.56 NATO ball and 5.56 NATO soft points; the NATO standard magazine fits."),
+        ("Five NATO straps for summer", "A NATO strap passes under the case. Every NATO strap we tried was nylon."),
+        ("Alpha, Bravo, Charlie", "The NATO phonetic alphabet is used by pilots. The NATO alphabet has 26 words."),
+        ("Cinema owners report record year", "NATO, the National Association of Theatre Owners, said allies in the studios agreed. NATO NATO."),
+        ("Nato Kapanadze scores twice", "Nato scored in the first half. Coach said Nato was the best player."),
+    ],
+)
+def test_designations_spelling_alphabet_and_first_names_are_not_nato(title, body):
+    assert tag_topics(title, body, NATO) == []
 
 
 def test_passing_mentions_in_body_are_not_enough():
@@ -90,6 +105,7 @@ def test_passing_mentions_in_body_are_not_enough():
 
 def test_case_rules():
     r = [rule(include_terms=("Trump", "aid", "NATO"))]
+    assert tag_topics("Nato", "", r) == []  # acronyms are case-sensitive
     assert tag_topics("Trump speaks", "", r) == ["t"]
     assert tag_topics("TRUMP SPEAKS", "", r) == ["t"]
     assert tag_topics("He played his trump card", "", r) == []  # capitalised term is case-aware
@@ -156,7 +172,7 @@ def test_ukraine_needs_aid_context_and_trump_needs_foreign_context():
     assert tag_topics("Trump holds rally in Ohio", "Trump spoke about jobs and the economy.", rules) == []
     # A single mention of Ukraine in the body is not an article about Ukraine aid.
     assert "ukraine-aid" not in tag_topics("Trump meets Putin", "The summit with Putin on Ukraine ended.", rules)
-    assert "trump-foreign-policy" in tag_topics("Trump meets Putin", "The summit with Putin ended.", rules)
+    assert "trump-foreign-policy" in tag_topics("Trump meets Putin", "The summit with Putin ended in Alaska.", rules)
 
 
 def test_rules_from_yaml_roundtrip():
@@ -170,6 +186,112 @@ def test_rules_from_yaml_roundtrip():
 
 def test_tagging_is_cached_and_explainable():
     tagger = TopicTagger(default_topics())
-    matches = tagger.explain("NATO summit", "")
+    matches = tagger.explain("NATO summit: allies agree", "")
     nato = next(m for m in matches if m.name == "nato")
-    assert nato.assigned and nato.title_hits == 1 and nato.score == 3
+    assert nato.assigned and nato.title_hits == 1 and nato.score >= nato.min_score
+    d = nato.to_dict()
+    assert d["topic"] == "nato" and d["hits"] == [{"term": "NATO", "title": 1, "text": 0}]
+    assert "NATO (1x title)" in d["reason"] and d["score"] == nato.score
+
+
+# ---------------------------------------------------------------- weighted rules (issue 10)
+
+
+def test_ignore_phrases_drop_only_the_occurrences_inside_them():
+    r = [rule(include_terms=("NATO",), ignore_phrases=("5.56 NATO",), min_score=2)]
+    assert tag_topics("", "Chambered in 5.56 NATO. Also 5.56 NATO ball.", r) == []
+    assert tag_topics("", "In 5.56 NATO, bought by NATO for NATO troops.", r) == ["t"]
+    m = TopicTagger(r).explain("", "In 5.56 NATO, bought by NATO for NATO troops.")[0]
+    assert m.text_hits == 2 and m.ignored == 1
+
+
+def test_near_counts_only_occurrences_within_the_window():
+    g = TermGroup(terms=("loan",), near=("Ukraine",), window=3, min_count=1)
+    r = [rule(include_terms=("Ukraine",), require_any=(g,))]
+    assert tag_topics("", "a loan to Ukraine", r) == ["t"]
+    assert tag_topics("", "Ukraine one two three four five a loan", r) == []
+    # The headline runs into the lead: a title anchor is near the text's first words.
+    assert tag_topics("Ukraine", "loan agreed", r) == ["t"]
+
+
+def test_signals_add_and_subtract_with_a_cap():
+    sig = (TermGroup(terms=("allies",), weight=2, max_count=2, name="allies"),
+           TermGroup(terms=("golf",), weight=-5, name="golf"))
+    r = [rule(include_terms=("NATO",), signals=sig, min_score=5)]
+    m = TopicTagger(r).explain("", "NATO allies allies allies allies")[0]
+    assert m.assigned and m.score == 5  # 1 + 2 x 2: only two of the four count
+    assert next(g for g in m.signals if g.name == "allies").points == 4
+    vetoed = TopicTagger(r).explain("", "NATO allies allies golf")[0]
+    assert not vetoed.assigned and vetoed.score == 0 and "golf -5" in vetoed.reason()
+
+
+def test_lead_weight_and_lead_required():
+    r = [rule(include_terms=("Trump",), lead_words=5, lead_weight=4, lead_required=True, min_score=4)]
+    assert tag_topics("", "Trump said on Monday that", r) == ["t"]
+    late = "one two three four five six seven Trump Trump Trump Trump Trump"
+    m = TopicTagger(r).explain("", late)[0]
+    assert not m.assigned and m.lead_missing and "title or lead" in m.reason()
+    assert tag_topics("Trump", late, r) == ["t"]
+
+
+def test_min_density_refuses_a_few_mentions_in_a_long_text():
+    r = [rule(include_terms=("NATO",), min_score=3, min_density=1.0)]
+    short = "NATO NATO NATO " + "word " * 90
+    long = "NATO NATO NATO " + "word " * 600
+    assert tag_topics("", short, r) == ["t"]
+    m = TopicTagger(r).explain("", long)[0]
+    assert not m.assigned and "sparse" in m.reason()
+
+
+def test_default_rules_catch_the_hard_positive_wordings():
+    rules = default_topics()
+    aid = ("Japan extends loan to Ukraine for grid repairs",
+           "Japan will lend Ukraine $2bn, the finance ministry said. The loan to Ukraine is repaid over 30 years "
+           "and the money will pay for transformers. Donors pledged more financing for Ukraine at the meeting.")
+    assert "ukraine-aid" in tag_topics(*aid, rules)
+    envoy = ("Rubio presses Panama over canal fees",
+             "Secretary of State Marco Rubio told Panama's president that Washington wanted lower canal fees for US "
+             "warships, the State Department said. Panama said talks would continue; China's role at the ports was discussed.")
+    assert "trump-foreign-policy" in tag_topics(*envoy, rules)
+    alliance = ("Allies agree to rotate jets over the Baltics",
+                "Defence ministers of the alliance agreed to double air policing over the Baltic states. Allies will "
+                "send eight more jets; the secretary general said Article 5 covers every member state. NATO said so.")
+    assert "nato" in tag_topics(*alliance, rules)
+
+
+def test_default_rules_refuse_the_hard_negatives():
+    rules = default_topics()
+    strike = ("Russia strikes Kharkiv power plant",
+              "Russia fired 40 drones at Kharkiv overnight. Ukraine's air defence shot down 30. Ukrainian officials "
+              "said interceptors were short. Power was cut to 20,000 homes in Ukraine's second city.")
+    assert "ukraine-aid" not in tag_topics(*strike, rules)
+    legal = ("Trump sues Canadian broadcaster", "Donald Trump filed a defamation lawsuit against a Canadian broadcaster "
+             "in a Florida court. The judge set a trial date. Trump's lawyers said the Canadian documentary was false.")
+    assert "trump-foreign-policy" not in tag_topics(*legal, rules)
+    other_aid = ("EU sends aid to Sudan", "The EU sent €100m in humanitarian aid to Sudan. Aid agencies said assistance "
+                 "must reach Darfur. Donors pledged more.")
+    assert tag_topics(*other_aid, rules) == []
+
+
+# ---------------------------------------------------------------- quality on data not tuned on
+
+TOPIC_DATA = Path(__file__).parent / "data" / "topics"
+
+
+def _prf(items, gold, tagger, topic):
+    tp = fp = fn = 0
+    for it in items:
+        got = topic in tagger.tag(it["title"], it["text"])
+        want = topic in gold[it["id"]]
+        tp, fp, fn = tp + (got and want), fp + (got and not want), fn + (want and not got)
+    return tp / (tp + fp) if tp + fp else 1.0, tp / (tp + fn) if tp + fn else 1.0
+
+
+@pytest.mark.parametrize("topic", ["nato", "ukraine-aid", "trump-foreign-policy"])
+def test_held_aside_quality_per_topic(topic):
+    # heldaside_*: written for newsmon and never used to tune the rules (tests/data/topics/README.md).
+    items = [json.loads(line) for line in (TOPIC_DATA / "heldaside_items.jsonl").read_text(encoding="utf-8").splitlines()]
+    gold = json.loads((TOPIC_DATA / "heldaside_gold.json").read_text(encoding="utf-8"))
+    assert sum(topic in g for g in gold.values()) >= 8  # enough positives to mean something
+    precision, recall = _prf(items, gold, TopicTagger(default_topics()), topic)
+    assert precision >= 0.90 and recall >= 0.85, (precision, recall)

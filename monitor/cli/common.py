@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +44,7 @@ def echo_json(obj) -> None:
 
 def open_app(feeds: str | None = None) -> "App":
     from monitor.app import App
-    from monitor.config import ConfigError
+    from monitor.config.errors import ConfigError
 
     try:
         return App.from_env(feeds)
@@ -57,20 +58,24 @@ def guard(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from monitor.config import ConfigError
-        from monitor.storage.db import DatabaseError
+        from monitor.config.errors import ConfigError
         from search.backend import BackendUnavailable, SearchBackendError
 
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
             raise CliError(f"configuration error: {exc}") from None
-        except DatabaseError as exc:
-            raise CliError(f"database error: {exc}") from None
         except BackendUnavailable as exc:
             raise RuntimeFailure(f"search backend unavailable: {one_line(exc)}") from None
         except SearchBackendError as exc:
             raise RuntimeFailure(f"search backend error: {one_line(exc)}") from None
+        except Exception as exc:
+            # Only code that imported the database module can raise its error: looking it up here
+            # instead of importing it keeps SQLAlchemy and alembic out of `newsmon search`.
+            db = sys.modules.get("monitor.storage.db")
+            if db is not None and isinstance(exc, db.DatabaseError):
+                raise CliError(f"database error: {exc}") from None
+            raise
 
     return wrapper
 

@@ -69,7 +69,7 @@ def extract(file_or_url: str | None, page_url: str | None, article_id: int | Non
         click.echo(f"{out['title']}\n{out['url']}  {out['published'] or ''}  {out['author'] or ''}\n\n{out['text']}")
 
 
-def _stored_page(article_id: int) -> tuple[bytes, str]:
+def _stored_page(article_id: int) -> tuple[str, str]:
     from monitor.storage.queries import stored_page
 
     app = open_app()
@@ -85,4 +85,4 @@ def _stored_page(article_id: int) -> tuple[bytes, str]:
         why = ("its page HTML was pruned (kept NEWSMON_KEEP_HTML_DAYS days)" if text_source == "page"
                else f"its text came from the feed ({text_source}), no page was stored")
         raise CliError(f"article {article_id}: nothing to re-extract: {why}")
-    return html.encode("utf-8"), url
+    return html, url  # already text: no charset guessing the second time

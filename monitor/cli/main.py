@@ -7,7 +7,6 @@ Exit codes: 0 success (an ingest pass that ran is a success even if some feeds f
 from __future__ import annotations
 
 import importlib
-import logging
 
 import click
 
@@ -28,9 +27,13 @@ COMMANDS: dict[str, str] = {
     "recluster": "monitor.cli.stories:recluster",
     "cluster": "monitor.cli.stories:cluster",
     "demo": "monitor.cli.demo:demo",
+    "serve": "monitor.cli.web:serve",
+    "users": "monitor.cli.web:users",
     "digest": "monitor.cli.digest:digest",
     "doctor": "monitor.cli.doctor:doctor",
     "prune": "monitor.cli.prune:prune",
+    "topics": "monitor.cli.topics:topics",
+    "retag": "monitor.cli.topics:retag",
 }
 
 # One-line help shown by `newsmon --help` without importing every command module.
@@ -47,9 +50,13 @@ SHORT_HELP: dict[str, str] = {
     "recluster": "Recompute duplicates and stories with the current settings.",
     "cluster": "Dedup and story-cluster a JSONL file offline (no database).",
     "demo": "The whole flow offline on the bundled sample news site.",
+    "serve": "Serve the web UI and JSON API (default http://127.0.0.1:8000/).",
+    "users": "Web accounts: add, list, remove, passwd.",
     "digest": "Saved searches and daily digest e-mails: subscribe, list, preview, send.",
     "doctor": "Check configuration, database, migrations, search backend and SMTP.",
     "prune": "Clear raw page HTML and fetch attempts past their retention.",
+    "topics": "List topic rules; test which topics an article gets and why.",
+    "retag": "Apply changed topic rules to stored articles (resumable).",
 }
 
 
@@ -82,6 +89,8 @@ def cli(verbose: int) -> None:
     story, and indexes everything for search. Configuration comes from the environment
     (NEWSMON_HOME, DATABASE_URL, SEARCH_URL, NEWSMON_ALLOW_HOSTS, NEWSMON_FEEDS) and feeds.yaml.
     """
+    import logging  # here, not at the top: `newsmon --help` never needs it
+
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

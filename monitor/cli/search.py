@@ -65,6 +65,10 @@ def search(query, topics, sources, languages, since, until, sort, collapse, limi
         except QuerySyntaxError as exc:
             raise CliError(f"query error: {exc}") from None
         if as_json:
+            from monitor.storage.queries import topics_for_articles
+
+            with app.db.session() as session:
+                why = topics_for_articles(session, [int(h.id) for h in results.hits if str(h.id).isdigit()])
             echo_json({
                 "total": results.total,
                 "hits": [
@@ -72,6 +76,8 @@ def search(query, topics, sources, languages, since, until, sort, collapse, limi
                         "id": h.id, "title": h.title, "url": h.url, "source": h.source,
                         "published": h.published_at.isoformat() if h.published_at else None,
                         "topics": list(h.topics), "snippet": h.snippet,
+                        # Per tag: score, one-line reason and the full explanation (from the database).
+                        "topic_explanations": why.get(int(h.id), []) if str(h.id).isdigit() else [],
                         "story_id": h.story_id, "story_size": h.story_size,
                     }
                     for h in results.hits
@@ -102,7 +108,8 @@ def reindex(progress: bool | None) -> None:
         total = article_count(app.db)
         show = sys.stderr.isatty() if progress is None else progress
         with tqdm(total=total, unit="doc", desc="reindex", disable=not show, file=sys.stderr) as bar:
-            n = do_reindex(app.db, app.backend, progress=lambda k: bar.update(k))
+            # backends report the running total, tqdm wants the increment
+            n = do_reindex(app.db, app.backend, progress=lambda done: bar.update(done - bar.n))
         click.echo(f"reindexed {n} article(s)")
     finally:
         app.close()

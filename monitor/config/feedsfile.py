@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ import yaml
 
 from monitor.config.errors import ConfigError
 from monitor.config.settings import default_feeds_path
+from monitor.config.topicsfile import merge_topics, parse_topics
+from monitor.stages.topicrules import TermGroup, TopicRule  # noqa: F401 - re-exported
 
 
 # --------------------------------------------------------------------------------------------
@@ -37,30 +38,6 @@ class FeedConfig:
     enabled: bool = True
 
 
-@dataclass(frozen=True)
-class TermGroup:
-    """Alternatives of which at least `min_count` occurrences (title or text) must be present."""
-
-    terms: tuple[str, ...]
-    phrases: tuple[str, ...] = ()
-    min_count: int = 1
-
-
-@dataclass(frozen=True)
-class TopicRule:
-    """One topic's matching rule; see the comment block in feeds.yaml for the semantics."""
-
-    name: str
-    label: str
-    include_terms: tuple[str, ...] = ()
-    include_phrases: tuple[str, ...] = ()
-    exclude_terms: tuple[str, ...] = ()
-    exclude_phrases: tuple[str, ...] = ()
-    require_any: tuple[TermGroup, ...] = ()
-    min_score: int = 3
-    title_weight: int = 3
-
-
 @dataclass
 class FeedsConfig:
     feeds: list[FeedConfig]
@@ -79,7 +56,7 @@ def default_topics() -> list[TopicRule]:
     global _default_topics_cache
     if _default_topics_cache is None:
         path = default_feeds_path()
-        _default_topics_cache = parse_feeds_config(path.read_text(encoding="utf-8"), str(path)).topics
+        _default_topics_cache = parse_feeds_config(path.read_text(encoding="utf-8"), str(path), _builtin=True).topics
     return list(_default_topics_cache)
 
 
@@ -105,20 +82,6 @@ def load_feeds_config(path: str | os.PathLike[str]) -> FeedsConfig:
 _TOP_KEYS = ("feeds", "topics", "defaults", "clustering")
 _FEED_KEYS = ("url", "name", "interval_minutes", "fetch_pages", "topics_hint", "enabled")
 _DEFAULT_KEYS = ("interval_minutes", "fetch_pages")
-_TOPIC_KEYS = (
-    "label",
-    "include_terms",
-    "include_phrases",
-    "exclude_terms",
-    "exclude_phrases",
-    "require_any",
-    "min_score",
-    "title_weight",
-)
-_GROUP_KEYS = ("terms", "phrases", "min_count")
-_TOPIC_NAME = re.compile(r"[a-z0-9][a-z0-9\-]{0,62}")
-# A term is one word, optionally ending in * (prefix match); letters, digits, and inner . ' & -
-_TERM = re.compile(r"[^\W_](?:[\w.'&\-]*[^\W_])?\*?|[^\W_]\*")
 _MAX_INTERVAL = 7 * 24 * 60
 
 
@@ -223,7 +186,7 @@ def _short_yaml_problem(exc: yaml.YAMLError) -> str:
     return str(problem)
 
 
-def parse_feeds_config(text: str, source_name: str = "feeds.yaml") -> FeedsConfig:
+def parse_feeds_config(text: str, source_name: str = "feeds.yaml", *, _builtin: bool = False) -> FeedsConfig:
     """Validate feeds.yaml text; every error names `source_name`, the line and the key path."""
     ctx = _Ctx(source_name)
     try:
@@ -253,7 +216,9 @@ def parse_feeds_config(text: str, source_name: str = "feeds.yaml") -> FeedsConfi
         defaults = FeedDefaults(interval, fetch_pages)
 
     if "topics" in top:
-        topics = _parse_topics(ctx, top["topics"][1])
+        own, disabled = parse_topics(ctx, top["topics"][1])
+        # Custom topics sit beside the built-in ones: same name replaces, `name: false` removes.
+        topics = own if _builtin else merge_topics(default_topics(), own, disabled)
     else:
         topics = default_topics()
     topic_names = [t.name for t in topics]
@@ -354,94 +319,3 @@ def _validate_url(ctx: _Ctx, node: yaml.Node, path: str) -> str:
         raise ctx.error(node, path, str(exc)) from None
 
 
-def _parse_topics(ctx: _Ctx, node: yaml.Node) -> list[TopicRule]:
-    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-        return []
-    tmap = ctx.mapping(node, "topics", None)
-    rules = []
-    for name, (key_node, value_node) in tmap.items():
-        path = f"topics.{name}"
-        if not _TOPIC_NAME.fullmatch(name):
-            raise ctx.error(key_node, path, "topic names are lowercase letters, digits and '-' (e.g. 'ukraine-aid')")
-        rmap = ctx.mapping(value_node, path, _TOPIC_KEYS)
-        label = ctx.text(rmap["label"][1], f"{path}.label") if "label" in rmap else name
-
-        def words(key: str, phrases: bool) -> tuple[str, ...]:
-            if key not in rmap:
-                return ()
-            return _word_list(ctx, rmap[key][1], f"{path}.{key}", phrases=phrases)
-
-        groups = []
-        if "require_any" in rmap:
-            for j, gnode in enumerate(ctx.sequence(rmap["require_any"][1], f"{path}.require_any")):
-                groups.append(_parse_group(ctx, gnode, f"{path}.require_any[{j}]"))
-        rule = TopicRule(
-            name=name,
-            label=label,
-            include_terms=words("include_terms", False),
-            include_phrases=words("include_phrases", True),
-            exclude_terms=words("exclude_terms", False),
-            exclude_phrases=words("exclude_phrases", True),
-            require_any=tuple(groups),
-            min_score=ctx.integer(rmap["min_score"][1], f"{path}.min_score", 1, 1000) if "min_score" in rmap else 3,
-            title_weight=ctx.integer(rmap["title_weight"][1], f"{path}.title_weight", 1, 100) if "title_weight" in rmap else 3,
-        )
-        if not rule.include_terms and not rule.include_phrases:
-            raise ctx.error(value_node, path, "needs at least one of include_terms / include_phrases")
-        rules.append(rule)
-    return rules
-
-
-def _parse_group(ctx: _Ctx, node: yaml.Node, path: str) -> TermGroup:
-    if isinstance(node, yaml.SequenceNode):
-        # Shorthand: a plain list; entries with a space are phrases, the rest terms.
-        items = _word_list(ctx, node, path, phrases=True)
-        terms = tuple(x for x in items if " " not in x)
-        phrases = tuple(x for x in items if " " in x)
-        for t in terms:
-            _check_term(ctx, node, path, t)
-        min_count = 1
-    else:
-        gmap = ctx.mapping(node, path, _GROUP_KEYS)
-        terms = _word_list(ctx, gmap["terms"][1], f"{path}.terms", phrases=False) if "terms" in gmap else ()
-        phrases = _word_list(ctx, gmap["phrases"][1], f"{path}.phrases", phrases=True) if "phrases" in gmap else ()
-        min_count = ctx.integer(gmap["min_count"][1], f"{path}.min_count", 1, 1000) if "min_count" in gmap else 1
-    if not terms and not phrases:
-        raise ctx.error(node, path, "empty group; give at least one term or phrase")
-    return TermGroup(terms=terms, phrases=phrases, min_count=min_count)
-
-
-def _word_list(ctx: _Ctx, node: yaml.Node, path: str, *, phrases: bool) -> tuple[str, ...]:
-    out: list[str] = []
-    for i, item in enumerate(ctx.sequence(node, path)):
-        ipath = f"{path}[{i}]"
-        value = ctx.scalar(item, ipath)
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise ctx.error(item, ipath, f"expected a word or phrase, got {_describe(value)}")
-        text = " ".join(str(value).split())
-        if not text:
-            raise ctx.error(item, ipath, "empty term")
-        if phrases:
-            for word in text.split(" "):
-                _check_term(ctx, item, ipath, word)
-        else:
-            if " " in text:
-                raise ctx.error(item, ipath, f"{text!r} has several words; put it under the *_phrases key")
-            _check_term(ctx, item, ipath, text)
-        if text not in out:
-            out.append(text)
-    return tuple(out)
-
-
-def _check_term(ctx: _Ctx, node: yaml.Node, path: str, word: str) -> None:
-    # Terms are matched literally (we escape them), but characters such as ( [ | + ? are almost
-    # always someone writing a regex by mistake, which would silently never match: refuse them.
-    if not _TERM.fullmatch(word):
-        raise ctx.error(
-            node,
-            path,
-            f"{word!r} is not a plain word: use letters/digits (inner . ' & - allowed), "
-            "optionally ending in * for a prefix match; regular expressions are not supported",
-        )
-    if word.endswith("*") and len(word) < 4:
-        raise ctx.error(node, path, f"{word!r}: a prefix match needs at least 3 letters before '*'")

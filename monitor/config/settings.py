@@ -49,6 +49,8 @@ class Settings:
     mail_from: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     secret: str | None = None
+    # Web UI (monitor/web): every page and API call behind a login (NEWSMON_REQUIRE_LOGIN).
+    require_login: bool = False
     # ops: retention, outbox, observability
     keep_html_days: int = 30
     keep_attempts_days: int = 30
@@ -67,7 +69,7 @@ class Settings:
 
         home = Path(get("NEWSMON_HOME") or platformdirs.user_data_dir("newsmon")).expanduser()
         database_url = get("DATABASE_URL") or f"sqlite:///{home}/newsmon.sqlite"
-        search_url = get("SEARCH_URL") or f"sqlite:///{home}/search.sqlite"
+        search_url = get("SEARCH_URL") or f"tantivy:///{home}/search-index"
         for name, value in (("DATABASE_URL", database_url), ("SEARCH_URL", search_url)):
             if "://" not in value:
                 raise ConfigError(f"{name}: expected a URL such as sqlite:///path or postgresql://..., got {value!r}")
@@ -106,6 +108,7 @@ class Settings:
             mail_from=get("NEWSMON_MAIL_FROM"),
             base_url=_base_url(get("NEWSMON_BASE_URL")),
             secret=get("NEWSMON_SECRET"),
+            require_login=_bool(get, "NEWSMON_REQUIRE_LOGIN", False),
             keep_html_days=_int(get, "NEWSMON_KEEP_HTML_DAYS", 30, minimum=0, maximum=36500),
             keep_attempts_days=_int(get, "NEWSMON_KEEP_ATTEMPTS_DAYS", 30, minimum=1, maximum=36500),
             outbox_max_attempts=_int(get, "NEWSMON_OUTBOX_MAX_ATTEMPTS", 5, minimum=1, maximum=1000),
@@ -114,7 +117,7 @@ class Settings:
 
 
 def _check_search_url(url: str) -> None:
-    """A SEARCH_URL a backend can use: sqlite:///path, or http(s)://host[:port] with a real host."""
+    """A SEARCH_URL a backend can use: tantivy:///dir or sqlite:///path, or http(s)://host[:port] with a real host."""
     from urllib.parse import urlsplit
 
     try:
@@ -122,12 +125,12 @@ def _check_search_url(url: str) -> None:
         port = parts.port  # raises on a non-numeric or out-of-range port
     except ValueError as exc:
         raise ConfigError(f"SEARCH_URL: not a valid URL ({exc}): {url!r}") from None
-    if parts.scheme == "sqlite":
+    if parts.scheme in ("sqlite", "tantivy"):
         if not parts.path.lstrip("/"):
-            raise ConfigError(f"SEARCH_URL: a sqlite search URL needs a file path, got {url!r}")
+            raise ConfigError(f"SEARCH_URL: a {parts.scheme} search URL needs a path, got {url!r}")
         return
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"SEARCH_URL: use sqlite:///path (embedded) or http(s)://host:7700 (Meilisearch), got {url!r}")
+        raise ConfigError(f"SEARCH_URL: use tantivy:///dir or sqlite:///path (embedded) or http(s)://host:7700 (Meilisearch), got {url!r}")
     host = parts.hostname or ""
     if not re.fullmatch(r"[A-Za-z0-9.\-]+|[0-9A-Fa-f:.]+", host) or port == 0:
         raise ConfigError(f"SEARCH_URL: {host!r} is not a host name or IP address in {url!r}")
@@ -159,6 +162,17 @@ def _float(get, name: str, default: float, *, allow_zero: bool = False) -> float
     if not ((0 <= value if allow_zero else 0 < value) and value < 3600):  # also rejects nan and inf
         raise ConfigError(f"{name}: must be between 0 and 3600 seconds, got {raw!r}")
     return value
+
+
+def _bool(get, name: str, default: bool) -> bool:
+    raw = get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected yes/no (1/0, true/false), got {raw!r}")
 
 
 def _base_url(raw: str | None) -> str:

@@ -2,7 +2,7 @@
 
 Serves `monitor/demo/site/` (three feeds, article pages with boilerplate and syndicated
 copies) on 127.0.0.1, ingests it into a fresh demo home with the embedded defaults (SQLite +
-FTS5), shows what landed per topic and the biggest story, and keeps the site up so the user
+Tantivy), shows what landed per topic and the biggest story, and keeps the site up so the user
 can try `newsmon search`, `newsmon story` and `newsmon status` against the demo home.
 """
 
@@ -72,7 +72,8 @@ def write_demo_feeds(path: Path, base: str) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def run_demo(*, port: int = 0, keep_running: bool = True, home: Path | None = None) -> dict:
+def run_demo(*, port: int = 0, keep_running: bool = True, home: Path | None = None,
+             web: bool = True, web_port: int = 8000) -> dict:
     from monitor.app import App
     from monitor.config import Settings
     from monitor.run.ingest import ingest_pass
@@ -123,7 +124,9 @@ def run_demo(*, port: int = 0, keep_running: bool = True, home: Path | None = No
         if story_line:
             click.echo(f"  newsmon story {story_line[0]}            newsmon status")
         summary = {"home": str(home), "base": base, "new_articles": s.new_articles, "topics": per_topic}
-        if keep_running:
+        if keep_running and web:
+            serve_demo_web(app, web_port)
+        elif keep_running:
             click.echo(f"\nThe sample site stays up at {base}/ — press Ctrl-C to stop.")
             try:
                 threading.Event().wait()
@@ -133,3 +136,20 @@ def run_demo(*, port: int = 0, keep_running: bool = True, home: Path | None = No
     finally:
         app.close()
         server.shutdown()
+
+
+def serve_demo_web(app, web_port: int) -> None:
+    """Serve the demo home in the web UI on 127.0.0.1 (another port if `web_port` is taken) until Ctrl-C."""
+    from monitor.cli.common import CliError
+    from monitor.cli.web import serve_app
+    from monitor.web import create_app
+
+    def ready(url: str) -> None:
+        click.echo(f"\nOpen the web UI in a browser: {url}")
+        click.echo("(search, filter, read a story, see the timeline, download a CSV) — press Ctrl-C to stop.")
+
+    web_app = create_app(app)
+    try:
+        serve_app(web_app, "127.0.0.1", web_port, on_ready=ready)
+    except CliError:
+        serve_app(web_app, "127.0.0.1", 0, on_ready=ready)

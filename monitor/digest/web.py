@@ -84,9 +84,9 @@ def digest_router(app) -> APIRouter:
                      + ("" if changed else " (It was already cancelled.)"))
 
     @router.get("/subscribe", response_class=HTMLResponse)
-    def subscribe_page(request: Request, q: str = "", name: str = "") -> HTMLResponse:
+    def subscribe_page(request: Request, q: str = "", name: str = "", email: str = "") -> HTMLResponse:
         response = HTMLResponse("")
-        form = subscribe_form(request, response, secret=secret, query=q, name=name,
+        form = subscribe_form(request, response, secret=secret, query=q, name=name, email=email[:320],
                               topics=request.query_params.getlist("topic"),
                               sources=request.query_params.getlist("source"))
         page = _page("Daily digest", "Get one e-mail a day with what is new for this search.", form=form)

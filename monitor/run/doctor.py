@@ -13,7 +13,6 @@ import smtplib
 import ssl
 from dataclasses import asdict, dataclass, field
 from typing import Literal
-from urllib.parse import unquote, urlsplit
 
 Verdict = Literal["ok", "warn", "fail", "skip"]
 
@@ -183,42 +182,44 @@ def _check_search(report: Report, settings, db, articles: int | None) -> None:
 
 
 def _check_smtp(report: Report, url: str) -> None:
+    """Connect, EHLO, STARTTLS and login as the digest sender would (its own URL parser)."""
     if not url:
         report.add("smtp", "skip", "NEWSMON_SMTP_URL not set (no digests to send)")
         return
+    from monitor.digest.errors import MailConfigError
+    from monitor.digest.mailer import SmtpConfig
+
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        report.add("smtp", "fail", f"NEWSMON_SMTP_URL: not a URL ({exc})")
+        cfg = SmtpConfig.from_url(url)
+    except MailConfigError as exc:
+        report.add("smtp", "fail", str(exc))
         return
-    if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
-        report.add("smtp", "fail", f"NEWSMON_SMTP_URL: expected smtp://host:port or smtps://host:port, got {url!r}")
-        return
-    host = parts.hostname
-    shown = f"{parts.scheme}://{host}:{port or ''}"
+    shown = f"{cfg.host}:{cfg.port} ({cfg.mode})"
+    timeout = min(cfg.timeout, SMTP_TIMEOUT)
     try:
-        if parts.scheme == "smtps":
-            client = smtplib.SMTP_SSL(host, port or 465, timeout=SMTP_TIMEOUT, context=ssl.create_default_context())
+        context = ssl.create_default_context()
+        if cfg.mode == "tls":
+            client = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=timeout, context=context)
         else:
-            client = smtplib.SMTP(host, port or 25, timeout=SMTP_TIMEOUT)
+            client = smtplib.SMTP(cfg.host, cfg.port, timeout=timeout)
         try:
             code, banner = client.ehlo()
             if code != 250:
                 report.add("smtp", "fail", f"{shown}: EHLO answered {code} {banner.decode(errors='replace')[:200]}")
                 return
             extensions = sorted(client.esmtp_features)
-            if parts.scheme == "smtp+starttls":
-                client.starttls(context=ssl.create_default_context())
+            if cfg.mode == "starttls":
+                client.starttls(context=context)
                 client.ehlo()
-            if parts.username:
-                client.login(unquote(parts.username), unquote(parts.password or ""))
+            if cfg.username:
+                client.login(cfg.username, cfg.password or "")
         finally:
             try:
                 client.quit()
-            except smtplib.SMTPException:
+            except (OSError, smtplib.SMTPException):
                 pass
     except (OSError, smtplib.SMTPException) as exc:
         report.add("smtp", "fail", f"{shown}: {_line(exc)}")
         return
-    report.add("smtp", "ok", f"{shown}: EHLO accepted ({', '.join(extensions[:6]) or 'no extensions'})")
+    report.add("smtp", "ok", f"{shown}: EHLO accepted ({', '.join(extensions[:6]) or 'no extensions'})"
+                             + ("; logged in" if cfg.username else ""))

@@ -118,7 +118,7 @@ class DatabaseCollector:
             ("newsmon_feeds_overdue", f"Feeds due for more than {int(OVERDUE_AFTER.total_seconds())} s.",
              fig.feeds_overdue),
             ("newsmon_feeds_failing", "Feeds whose last fetch failed.", fig.feeds_failing),
-            ("newsmon_html_kept", "Articles still holding their raw page HTML.", fig.html_kept),
+            ("newsmon_html_kept", "Raw pages kept for re-extraction (article_pages rows).", fig.html_kept),
         ):
             g = GaugeMetricFamily(name, doc)
             g.add_metric([], value)

@@ -31,13 +31,13 @@ from monitor.stages.extract import MIN_TEXT_CHARS, ExtractedPage, ExtractionErro
 from monitor.net.fetch import FetchError, Fetcher, FetchPolicy, FetchResult
 from monitor.storage.models import Feed, FetchAttempt, utcnow
 from monitor.stages.parse import FeedEntry, FeedParseError, ParsedFeed, parse_feed
-from monitor.stages.sanitize import html_to_text, sanitize_html
+from monitor.stages.sanitize import html_to_text, sanitize_html, text_to_html
 from monitor.run import metrics
 from monitor.run.scheduling import next_fetch_time
 from monitor.storage.articles import ArticleCandidate, known_article_id, save_article
 from monitor.clustering.engine import ClusterSettings, Features, compute_features
 from monitor.stages.textnorm import content_hash
-from monitor.stages.topics import tag_topics
+from monitor.stages.topics import explain_topics
 from monitor.stages.urls import safe_canonical, source_of
 
 log = logging.getLogger(__name__)
@@ -432,7 +432,7 @@ def build_candidate(entry: FeedEntry, link: str | None, result: FetchResult | No
     feed_summary = html_to_text(entry.summary_html) if entry.summary_html else ""
     page_text = page.text if page is not None else ""
     if len(page_text) >= MIN_TEXT_CHARS or (page_text and len(page_text) >= max(len(feed_content), len(feed_summary))):
-        text, text_source, html = page_text, "page", page_html(result.content, result.headers.get("content-type"))
+        text, text_source, html = page_text, "page", text_to_html(page_text)
     elif feed_content:
         text, text_source, html = feed_content, "feed-content", sanitize_html(entry.content_html)
     elif feed_summary:
@@ -454,6 +454,7 @@ def build_candidate(entry: FeedEntry, link: str | None, result: FetchResult | No
         canonical = f"urn:newsmon:feed:{feed_id}:{key}"
     published = entry.published or (page.published if page else None)
     aliases = [a for a in (link,) if a]
+    matches = explain_topics(title, text, rules)
     return ArticleCandidate(
         canonical_url=canonical,
         url=fetched_url or canonical,
@@ -471,5 +472,7 @@ def build_candidate(entry: FeedEntry, link: str | None, result: FetchResult | No
         language=page.language if page else None,
         author=entry.author or (page.author if page else None),
         site_name=page.site_name if page else None,
-        topics=tag_topics(title, text, rules),
+        topics=[m.name for m in matches],
+        topic_details={m.name: (m.score, m.to_dict()) for m in matches},
+        page_html=page_html(result.content, result.headers.get("content-type")) if text_source == "page" else None,
     )

@@ -56,7 +56,12 @@ def run_scheduler(app: App, *, workers: int = 1, tick_seconds: int = 60, stop_ev
 
         # A pass counts as stale after the configured time, and never sooner than three ticks.
         ops = OpsServer(http_address, app.db, stale_after=max(app.settings.stale_pass_seconds, 3 * tick_seconds))
-    pipeline = Pipeline(app.db, app.settings, app.feeds_config, workers=workers)
+    try:
+        pipeline = Pipeline(app.db, app.settings, app.feeds_config, workers=workers)
+    except BaseException:
+        if ops is not None:
+            ops.close()
+        raise
     scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
 
     def tick() -> None:

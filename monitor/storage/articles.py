@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.storage.models import Article, ArticleTopic, ArticleUrl, OutboxEntry, Story, utcnow
+from monitor.storage.models import Article, ArticlePage, ArticleTopic, ArticleUrl, OutboxEntry, Story, utcnow
 from monitor.stages.urls import safe_canonical
 
 # Below this much text a hash match says little (two empty or one-line bodies).
@@ -40,11 +40,14 @@ class ArticleCandidate:
     guid: str | None = None
     html: str | None = None
     summary: str | None = None
+    page_html: str | None = None  # the raw page the text came from, kept for re-extraction
     published_at: datetime | None = None
     language: str | None = None
     author: str | None = None
     site_name: str | None = None
     topics: list[str] = field(default_factory=list)
+    # topic -> (score, explanation) from the tagger; stored beside each tag.
+    topic_details: dict[str, tuple[float, dict]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,8 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
         _add_aliases(session, existing.id, urls, cand.feed_id)
         if how == "duplicate-url" and _should_replace(existing, cand):
             _apply_fields(existing, cand)
-            _set_topics(session, existing, cand.topics)
+            _keep_page(session, existing.id, cand)
+            set_topics(session, existing, cand.topics, cand.topic_details)
             enqueue_index(session, existing.id)
             return SaveOutcome(existing.id, "updated")
         return SaveOutcome(existing.id, how)
@@ -178,8 +182,10 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
         except BaseException:
             clusterer.mark_stale()
             raise
-        article.topics = [ArticleTopic(topic=name) for name in sorted(set(cand.topics))]
+        set_topics(session, article, cand.topics, cand.topic_details)
         session.add(article)
+        if cand.page_html is not None:
+            session.add(ArticlePage(article_id=article.id, url=cand.url[:2048], html=cand.page_html, fetched_at=utcnow()))
         _add_aliases(session, article.id, _candidate_urls(cand), cand.feed_id, all_new=True)
         enqueue_index(session, article.id)
         return SaveOutcome(article.id, "new")
@@ -196,19 +202,39 @@ def save_article(session: Session, cand: ArticleCandidate, clusterer=None) -> Sa
         _add_aliases(session, existing.id, _candidate_urls(cand), cand.feed_id)
         return SaveOutcome(existing.id, "duplicate-url")
     _add_aliases(session, article.id, _candidate_urls(cand), cand.feed_id, all_new=True)
-    _set_topics(session, article, cand.topics)
+    _keep_page(session, article.id, cand)
+    set_topics(session, article, cand.topics, cand.topic_details)
     enqueue_index(session, article.id)
     return SaveOutcome(article.id, "new")
 
 
-def _set_topics(session: Session, article: Article, topics: list[str]) -> None:
+def _keep_page(session: Session, article_id: int, cand: ArticleCandidate) -> None:
+    """Keep the raw page beside the article (replacing an older one); retention prunes it."""
+    if cand.page_html is None:
+        return
+    page = session.get(ArticlePage, article_id)
+    if page is None:
+        session.add(ArticlePage(article_id=article_id, url=cand.url[:2048], html=cand.page_html, fetched_at=utcnow()))
+    else:
+        page.url, page.html, page.fetched_at = cand.url[:2048], cand.page_html, utcnow()
+
+
+def set_topics(session: Session, article: Article, topics: list[str],
+               details: dict[str, tuple[float, dict]] | None = None) -> bool:
+    """Make the article's tags exactly `topics`, with score and explanation; True if the names changed."""
+    details = details or {}
     wanted = set(topics)
+    before = {t.topic for t in article.topics}
     for t in list(article.topics):
         if t.topic not in wanted:
             article.topics.remove(t)
-    have = {t.topic for t in article.topics}
-    for name in sorted(wanted - have):
-        article.topics.append(ArticleTopic(topic=name))
+    for t in article.topics:
+        if t.topic in details:
+            t.score, t.explanation = details[t.topic]
+    for name in sorted(wanted - before):
+        score, explanation = details.get(name, (None, None))
+        article.topics.append(ArticleTopic(topic=name, score=score, explanation=explanation))
+    return before != wanted
 
 
 def story_row(session: Session, story_id: int, headline: str) -> Story:

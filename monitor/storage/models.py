@@ -134,9 +134,7 @@ class Article(Base):
     guid: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
-    # The page as fetched (raw: re-extract it, never render it), or the feed's HTML sanitised with
-    # nh3; cleared after NEWSMON_KEEP_HTML_DAYS by `newsmon prune`.
-    html: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)  # sanitised with nh3
     summary: Mapped[str | None] = mapped_column(Text)
     text_source: Mapped[str] = mapped_column(String(20))  # page | feed-content | feed-summary
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
@@ -170,6 +168,9 @@ class ArticleTopic(Base):
 
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
     topic: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    # Topic tagging (issue 10): the rule's score and why it gave the tag (TopicMatch.to_dict()).
+    score: Mapped[float | None] = mapped_column(Float)
+    explanation: Mapped[dict | None] = mapped_column(JSON)
 
     article: Mapped[Article] = relationship(back_populates="topics")
 
@@ -302,6 +303,57 @@ class IndexDeadLetter(Base):
     dead_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(Text)
+
+
+class ArticlePage(Base):
+    """The raw HTML of the page an article's text was extracted from, kept NEWSMON_KEEP_HTML_DAYS
+    days for re-extraction (`newsmon extract --article ID`); `newsmon prune` deletes older rows.
+    Unsanitised: never render it."""
+
+    __tablename__ = "article_pages"
+
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    html: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Web UI (monitor/web): accounts for the admin pages and the require-login setting
+# --------------------------------------------------------------------------------------------
+
+
+class User(Base):
+    """A web account; the password is stored as a salted scrypt hash, never in clear."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --------------------------------------------------------------------------------------------
+# Topics: `newsmon retag` checkpoints (issue 10)
+# --------------------------------------------------------------------------------------------
+
+
+class RetagCheckpoint(Base):
+    """How far a retag run with one rule set (and --since) got, so a killed run continues."""
+
+    __tablename__ = "retag_checkpoints"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # rules fingerprint + since
+    last_article_id: Mapped[int] = mapped_column(IdType, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_newer: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # -- clustering (engine <-> database coordination) ------------------------------------------

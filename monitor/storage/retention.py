@@ -1,7 +1,7 @@
-"""Retention: raw page HTML and fetch-attempt rows are kept for a number of days, then cleared.
+"""Retention: raw page HTML and fetch-attempt rows are kept for a number of days, then deleted.
 
-Only these two go: an article's HTML is set to NULL (its text, metadata, story and index entry
-stay), and fetch attempts older than their retention are deleted. `newsmon prune` runs it by
+Only these two go: kept pages (`article_pages`; the article's text, HTML body, metadata, story
+and index entry stay) and fetch attempts older than their retention. `newsmon prune` runs it by
 hand (with --dry-run to count first); the scheduler's housekeeping runs it every few hours.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
 from monitor.storage.db import Database
-from monitor.storage.models import Article, FetchAttempt
+from monitor.storage.models import ArticlePage, FetchAttempt
 
 CHUNK = 2000  # rows per transaction: a big first prune must not hold a long write lock
 
@@ -32,22 +32,21 @@ def prune(db: Database, *, keep_html_days: int, keep_attempts_days: int, dry_run
     now = now or datetime.now(timezone.utc)
     html_cutoff = now - timedelta(days=keep_html_days)
     attempts_cutoff = now - timedelta(days=keep_attempts_days)
-    # updated_at moves whenever the stored page (and so its HTML) is replaced by a newer fetch.
-    old_html = (Article.html.is_not(None), Article.updated_at < html_cutoff)
+    old_html = ArticlePage.fetched_at < html_cutoff
     old_attempts = FetchAttempt.started_at < attempts_cutoff
     if dry_run:
         with db.session() as s:
-            html = s.scalar(select(func.count(Article.id)).where(*old_html)) or 0
+            html = s.scalar(select(func.count(ArticlePage.article_id)).where(old_html)) or 0
             attempts = s.scalar(select(func.count(FetchAttempt.id)).where(old_attempts)) or 0
         return PruneResult(html, attempts, html_cutoff, attempts_cutoff, True)
     html = attempts = 0
     while True:
         with db.session() as s:
-            ids = s.scalars(select(Article.id).where(*old_html).order_by(Article.id).limit(CHUNK)).all()
+            ids = s.scalars(select(ArticlePage.article_id).where(old_html).order_by(ArticlePage.article_id)
+                            .limit(CHUNK)).all()
             if not ids:
                 break
-            s.execute(update(Article).where(Article.id.in_(ids)).values(html=None)
-                      .execution_options(synchronize_session=False))
+            s.execute(delete(ArticlePage).where(ArticlePage.article_id.in_(ids)).execution_options(synchronize_session=False))
             html += len(ids)
     while True:
         with db.session() as s:

@@ -1,4 +1,4 @@
-"""index dead letters: outbox entries the search backend kept rejecting
+"""index dead letters (outbox entries the search backend kept rejecting) and kept raw pages
 
 Revision ID: 0005
 Revises: 0004
@@ -29,8 +29,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_index_dead_letters_article_id', 'index_dead_letters', ['article_id'])
+    op.create_table(
+        'article_pages',
+        sa.Column('article_id', _ID, nullable=False),
+        sa.Column('url', sa.String(length=2048), nullable=False),
+        sa.Column('html', sa.Text(), nullable=False),
+        sa.Column('fetched_at', monitor.storage.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['article_id'], ['articles.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('article_id'),
+    )
+    op.create_index('ix_article_pages_fetched_at', 'article_pages', ['fetched_at'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_article_pages_fetched_at', table_name='article_pages')
+    op.drop_table('article_pages')
     op.drop_index('ix_index_dead_letters_article_id', table_name='index_dead_letters')
     op.drop_table('index_dead_letters')

@@ -8,7 +8,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0007"
-down_revision = "0005"  # the lead re-chains at merge; single head meanwhile
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

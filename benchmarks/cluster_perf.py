@@ -38,8 +38,14 @@ from pathlib import Path
 
 from monitor.clustering.engine import ClusterItem, ClusterSettings, StoryEngine, compute_features
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster_baseline import BaselineClusterer  # noqa: E402
+
+def _load_baseline():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cluster_baseline", Path(__file__).resolve().parent / "cluster_baseline.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.BaselineClusterer
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
@@ -116,7 +122,7 @@ def run(n: int, per_day: float, baseline_n: int) -> dict:
     wall = time.perf_counter
     baseline = {}
     if baseline_n:
-        base = BaselineClusterer(window_days=settings.window_days)
+        base = _load_baseline()(window_days=settings.window_days)
         b_cpu = b_wall = 0.0
         for i, item in enumerate(generate(baseline_n, per_day=per_day), 1):
             c0, w0 = cpu(), wall()

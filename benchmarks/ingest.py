@@ -110,9 +110,9 @@ def _cpu_now() -> tuple[float, float]:
 
 
 def _extract_fast(raw: bytes) -> None:
-    from monitor.stages.extract import _CONFIG
+    from monitor.stages.extract import TRAFILATURA_OPTIONS   # exactly what extract_page passes
 
-    trafilatura.extract(raw, include_comments=False, fast=True, config=_CONFIG)
+    trafilatura.extract(raw, **TRAFILATURA_OPTIONS)
 
 
 def _extract_default(raw: bytes) -> None:

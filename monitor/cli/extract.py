@@ -18,7 +18,7 @@ def extract(file_or_url: str, page_url: str | None, as_json: bool) -> None:
     """Extract the article text and metadata of one page (a saved file or a URL)."""
     from monitor.stages.extract import ExtractionError, extract_page
     from monitor.net.fetch import FetchError, Fetcher
-    from monitor.run.pipeline import fetch_policy
+    from monitor.net.policy import fetch_policy
 
     if file_or_url.startswith(("http://", "https://")):
         settings = open_app().settings

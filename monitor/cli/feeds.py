@@ -43,7 +43,7 @@ def feeds_list(as_json: bool) -> None:
 def feeds_add(url: str, name: str | None, interval: int) -> None:
     """Add a feed by URL."""
     from monitor.config import FeedConfig
-    from monitor.run.pipeline import sync_feeds
+    from monitor.run.feedsync import sync_feeds
     from monitor.stages.urls import InvalidURLError, canonicalize_url
 
     try:
@@ -83,7 +83,7 @@ def feeds_remove(url_or_id: str) -> None:
 def feeds_import(path: str) -> None:
     """Add the feeds listed in an OPML file."""
     from monitor.stages.opml import OpmlError, import_opml
-    from monitor.run.pipeline import sync_feeds
+    from monitor.run.feedsync import sync_feeds
 
     try:
         configs = import_opml(Path(path).read_bytes())

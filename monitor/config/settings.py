@@ -42,6 +42,10 @@ class Settings:
     max_redirects: int
     workers: int
     min_host_interval: float = 0.5
+    host_concurrency: int = 2
+    feed_fetches: int = 32
+    page_fetches: int = 16
+    hold_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> "Settings":
@@ -88,6 +92,10 @@ class Settings:
             max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", 5, minimum=0),
             workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1),
             min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", 0.5, allow_zero=True),
+            host_concurrency=_int(get, "NEWSMON_HOST_CONCURRENCY", 2, minimum=1),
+            feed_fetches=_int(get, "NEWSMON_FEED_FETCHES", 32, minimum=1),
+            page_fetches=_int(get, "NEWSMON_PAGE_FETCHES", 16, minimum=1),
+            hold_seconds=_float(get, "NEWSMON_HOLD_SECONDS", 15.0, allow_zero=True),
         )
 
 

@@ -268,11 +268,12 @@ class Pipeline:
         self._periodic: list[list] = []
 
     def close(self) -> None:
+        # Closing the HTTP client first ends fetches still hanging on a slow server.
+        self.fetcher.close()
         self.feed_pool.shutdown(wait=True, cancel_futures=True)
         self.page_pool.shutdown(wait=True, cancel_futures=True)
         if self.extractor is not None:
             self.extractor.shutdown(wait=True, cancel_futures=True)
-        self.fetcher.close()
 
     def every(self, seconds: float, job: Callable[[], None]) -> None:
         """Run `job` on the loop's thread about every `seconds` while serving (housekeeping)."""
@@ -285,12 +286,12 @@ class Pipeline:
         """One pass over exactly these feeds (no leases), e.g. for benchmarks."""
         return self.serve(FixedFeeds(list(feed_ids)), stop=threading.Event())
 
-    def serve(self, source: FeedSource, *, stop: threading.Event, poll: float = 60.0,
+    def serve(self, source: FeedSource, *, stop: threading.Event, poll: float = 60.0, stop_grace: float = 10.0,
               on_feed_done: Callable[[FeedRun], None] | None = None) -> IngestSummary:
         """Claim, fetch, extract and store until `stop` is set (or, for a `once` source, nothing is left).
 
-        With `stop` set, nothing new is started, the feeds already started are finished and
-        the leases of the rest are given back.
+        With `stop` set, nothing new is started, the feeds already started get `stop_grace`
+        seconds to finish, and the leases of the rest are given back.
         """
         self.summary = summary = IngestSummary()
         self._on_feed_done = on_feed_done
@@ -304,6 +305,7 @@ class Pipeline:
         self._page_fetching = 0
         self._extracting = 0
         exhausted = False
+        stopped_at: float | None = None
         next_claim = 0.0
         next_renew = time.monotonic() + RENEW_EVERY
         try:
@@ -311,6 +313,15 @@ class Pipeline:
                 now = time.monotonic()
                 if stop.is_set():
                     self._give_back(source)
+                    stopped_at = stopped_at or now
+                    if now - stopped_at > stop_grace and self._runs:
+                        # Hanging fetches must not keep a stopping process alive: their feeds
+                        # are not finished, so they are simply fetched again by whoever is next.
+                        log.warning("stopping: giving up %d feed(s) still in flight", len(self._runs))
+                        ids = list(self._runs)
+                        self._runs.clear()
+                        self._guard("release", lambda: source.release(ids), None)
+                        break
                 elif not exhausted and now >= next_claim and len(self._runs) < self.max_feeds:
                     room = min(self.claim_batch, self.max_feeds - len(self._runs))
                     ids = self._guard("claim", lambda: source.claim(room), [])

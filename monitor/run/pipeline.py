@@ -3,7 +3,8 @@
 `Pipeline.serve` is one loop that claims feeds in small batches as it has room, fetches feeds
 and pages in two separate thread pools (a hanging feed never takes a page's slot, and at most
 `host_concurrency` requests go to one host at a time: the loop only dispatches to hosts with a
-free slot, so no thread ever sits waiting for a busy host), extracts pages in worker processes
+free slot, so no thread ever sits waiting for a busy host; a fetch that turns slow moves out of
+the regular slots, so hanging sites cannot crowd out healthy ones), extracts pages in worker processes
 when asked, and stores each article in its own transaction on the loop's thread, the
 database's only writer here, in publication order (see `monitor.run.order`).
 
@@ -59,6 +60,11 @@ __all__ = ["IngestSummary", "Pipeline", "FeedSource", "fetch_policy", "sync_feed
 log = logging.getLogger(__name__)
 
 RENEW_EVERY = 60.0  # seconds between lease renewals (the lease itself is 15 minutes)
+# A fetch still running after this many seconds is slow (a hanging or trickling server): it
+# moves out of the regular slots into an overflow of SLOW_SLOTS times as many, so a crowd of
+# slow sites cannot take the slots of healthy ones (every fetch still ends by its total timeout).
+SLOW_AFTER = 3.0
+SLOW_SLOTS = 3
 
 
 @dataclass
@@ -133,6 +139,7 @@ class FeedRun:
 class FeedFetch:
     run: FeedRun
     host: str = ""
+    since: float = 0.0  # time.monotonic() when dispatched
 
 
 @dataclass(eq=False)
@@ -142,6 +149,7 @@ class PageFetch:
     link: str
     page_url: str
     host: str = ""
+    since: float = 0.0
 
 
 @dataclass(eq=False)
@@ -251,8 +259,8 @@ class Pipeline:
         self.fetcher = Fetcher(self.policy)
         self.feed_threads = fetch_threads or settings.feed_fetches
         self.page_threads = page_threads or settings.page_fetches
-        self.feed_pool = ThreadPoolExecutor(max_workers=self.feed_threads, thread_name_prefix="fetch-feed")
-        self.page_pool = ThreadPoolExecutor(max_workers=self.page_threads, thread_name_prefix="fetch-page")
+        self.feed_pool = ThreadPoolExecutor(max_workers=self.feed_threads * (1 + SLOW_SLOTS), thread_name_prefix="fetch-feed")
+        self.page_pool = ThreadPoolExecutor(max_workers=self.page_threads * (1 + SLOW_SLOTS), thread_name_prefix="fetch-page")
         self.workers = workers
         self.extractor: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
         self._pool_generation = 0
@@ -404,8 +412,14 @@ class Pipeline:
             self._runs[r.id] = run
             self._feeds.push(_host(r.url), 0, FeedFetch(run))
 
+    def _fresh(self, kind: type, now: float) -> int:
+        """In-flight fetches of `kind` that are not (yet) slow."""
+        return sum(1 for job in self._pending.values() if type(job) is kind and now - job.since < SLOW_AFTER)
+
     def _dispatch(self) -> None:
-        while self._feeds_fetching < self.feed_threads:
+        now = time.monotonic()
+        fresh = self._fresh(FeedFetch, now)
+        while fresh < self.feed_threads and self._feeds_fetching < self.feed_threads * (1 + SLOW_SLOTS):
             job = self._feeds.pop()
             if job is None:
                 break
@@ -413,19 +427,24 @@ class Pipeline:
             self._submit_fetch(self.feed_pool, job, job.run.url, etag=job.run.etag,
                                last_modified=job.run.last_modified, expect="feed")
             self._feeds_fetching += 1
+            fresh += 1
         # Pages go oldest first across all feeds, so they finish roughly in the order
         # PublicationOrder releases them to the store.
-        while self._page_fetching < self.page_threads and self._page_fetching + self._extracting < self.max_pages:
+        fresh = self._fresh(PageFetch, now)
+        while (fresh < self.page_threads and self._page_fetching < self.page_threads * (1 + SLOW_SLOTS)
+               and fresh + self._extracting < self.max_pages):
             job = self._pages.pop()
             if job is None:
                 break
             self._submit_fetch(self.page_pool, job, job.page_url, expect="html")
             self._page_fetching += 1
+            fresh += 1
 
     def _submit_fetch(self, pool: ThreadPoolExecutor, job: FeedFetch | PageFetch, url: str, **kw) -> None:
         host = _host(url)
         self._busy[host] += 1
         job.host = host  # which slot to free when it is done
+        job.since = time.monotonic()
         self._pending[pool.submit(self.fetcher.fetch, url, **kw)] = job
 
     def _handle(self, job: Job, fut: Future) -> None:

@@ -26,6 +26,7 @@ import heapq
 import itertools
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -187,6 +188,14 @@ def _extract_in_worker(content: bytes, url: str, find_date: bool, title: str | N
     return page, compute_features((title or page.title or "").strip()[:2000], page.text, settings)
 
 
+def _worker_init() -> None:
+    """Extraction processes are forked from a process that catches SIGTERM to stop gently;
+    they must not inherit that, or the pool could never terminate them (a broken pool
+    terminates its remaining workers and waits for them)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
 def _host(url: str) -> str:
     try:
         return (urlsplit(url).hostname or "").lower()
@@ -262,7 +271,7 @@ class Pipeline:
         self.feed_pool = ThreadPoolExecutor(max_workers=self.feed_threads * (1 + SLOW_SLOTS), thread_name_prefix="fetch-feed")
         self.page_pool = ThreadPoolExecutor(max_workers=self.page_threads * (1 + SLOW_SLOTS), thread_name_prefix="fetch-page")
         self.workers = workers
-        self.extractor: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        self.extractor: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) if workers > 1 else None
         self._pool_generation = 0
         self.progress = progress or (lambda what, n: None)
         self.clusterer = clusterer or Clusterer(db, ClusterSettings(**feeds_config.clustering))
@@ -636,7 +645,7 @@ class Pipeline:
             return  # already replaced after this pool broke
         log.warning("an extraction process died; starting a new pool")
         old = self.extractor
-        self.extractor = ProcessPoolExecutor(max_workers=self.workers)
+        self.extractor = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init)
         self._pool_generation += 1
         old.shutdown(wait=False, cancel_futures=True)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from monitor.cli.common import CliError, echo_json, guard, open_app
+from monitor.config.feedsfile import FeedDefaults
 
 
 @click.group()
@@ -38,7 +39,7 @@ def feeds_list(as_json: bool) -> None:
 @feeds.command("add")
 @click.argument("url")
 @click.option("--name")
-@click.option("--interval", type=click.IntRange(1, 10080), default=30, show_default=True, help="Minutes between polls.")
+@click.option("--interval", type=click.IntRange(1, 10080), default=FeedDefaults.interval_minutes, show_default=True, help="Minutes between polls.")
 @guard
 def feeds_add(url: str, name: str | None, interval: int) -> None:
     """Add a feed by URL."""

@@ -31,8 +31,8 @@ class FeedDefaults:
 class FeedConfig:
     url: str
     name: str | None = None
-    interval_minutes: int = 30
-    fetch_pages: bool = True
+    interval_minutes: int = FeedDefaults.interval_minutes
+    fetch_pages: bool = FeedDefaults.fetch_pages
     topics_hint: list[str] = field(default_factory=list)
     enabled: bool = True
 

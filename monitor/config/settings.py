@@ -12,8 +12,10 @@ from pathlib import Path
 import platformdirs
 
 from monitor.config.errors import ConfigError
+from monitor.net.policy import DEFAULT_USER_AGENT, FetchPolicy  # noqa: F401 - re-exported by monitor.config
 
-DEFAULT_USER_AGENT = "newsmon/0.1 (+https://github.com/newsmon/newsmon; media monitoring for research)"
+# Fetch defaults live with the fetcher (`FetchPolicy`); settings only read overrides.
+_FETCH = FetchPolicy()
 
 
 def default_feeds_path() -> Path:
@@ -41,8 +43,8 @@ class Settings:
     total_timeout: float
     max_redirects: int
     workers: int
-    min_host_interval: float = 0.5
-    host_concurrency: int = 2
+    min_host_interval: float = _FETCH.min_host_interval
+    host_concurrency: int = _FETCH.per_host_concurrency
     feed_fetches: int = 32
     page_fetches: int = 16
     hold_seconds: float = 15.0
@@ -84,15 +86,15 @@ class Settings:
             search_api_key=get("SEARCH_API_KEY") or get("MEILI_MASTER_KEY"),
             allow_hosts=allow_hosts,
             feeds_path=feeds_path,
-            user_agent=get("NEWSMON_USER_AGENT") or DEFAULT_USER_AGENT,
-            max_bytes=_int(get, "NEWSMON_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
-            connect_timeout=_float(get, "NEWSMON_CONNECT_TIMEOUT", 10.0),
-            read_timeout=_float(get, "NEWSMON_READ_TIMEOUT", 20.0),
-            total_timeout=_float(get, "NEWSMON_TOTAL_TIMEOUT", 60.0),
-            max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", 5, minimum=0),
+            user_agent=get("NEWSMON_USER_AGENT") or _FETCH.user_agent,
+            max_bytes=_int(get, "NEWSMON_MAX_BYTES", _FETCH.max_bytes, minimum=1024),
+            connect_timeout=_float(get, "NEWSMON_CONNECT_TIMEOUT", _FETCH.connect_timeout),
+            read_timeout=_float(get, "NEWSMON_READ_TIMEOUT", _FETCH.read_timeout),
+            total_timeout=_float(get, "NEWSMON_TOTAL_TIMEOUT", _FETCH.total_timeout),
+            max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", _FETCH.max_redirects, minimum=0),
             workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1),
-            min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", 0.5, allow_zero=True),
-            host_concurrency=_int(get, "NEWSMON_HOST_CONCURRENCY", 2, minimum=1),
+            min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", _FETCH.min_host_interval, allow_zero=True),
+            host_concurrency=_int(get, "NEWSMON_HOST_CONCURRENCY", _FETCH.per_host_concurrency, minimum=1),
             feed_fetches=_int(get, "NEWSMON_FEED_FETCHES", 32, minimum=1),
             page_fetches=_int(get, "NEWSMON_PAGE_FETCHES", 16, minimum=1),
             hold_seconds=_float(get, "NEWSMON_HOLD_SECONDS", 15.0, allow_zero=True),

@@ -17,6 +17,7 @@ import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
 from monitor.config import FeedConfig
+from monitor.errors import NewsmonError
 
 __all__ = ["OpmlError", "export_opml", "import_opml", "MAX_OPML_BYTES", "MAX_OPML_FEEDS"]
 
@@ -25,7 +26,7 @@ MAX_OPML_FEEDS = 5000
 _NS = "https://newsmon.invalid/opml"  # namespace for our own attributes; never fetched
 
 
-class OpmlError(ValueError):
+class OpmlError(NewsmonError, ValueError):
     """The OPML document cannot be imported; the message says why."""
 
 

@@ -6,7 +6,7 @@ JSON Feed (which feedparser 6.0.x does not read) through a small parser here.
 Trust: everything in a `FeedEntry` is UNTRUSTED. In particular `summary_html` and `content_html`
 are the feed's HTML *unsanitised* (feedparser's sanitiser is turned off: it costs ~2.7x parse time
 and the HTML is sanitised with nh3 wherever it is shown). Never render them without sanitising.
-Titles, authors and categories are plain text (tags stripped, entities decoded), capped in length.
+Titles and authors are plain text (tags stripped, entities decoded), capped in length.
 Links are absolute http(s) URLs resolved against the feed URL, or None.
 
 Hostile XML, decided here before feedparser sees the bytes:
@@ -27,13 +27,15 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
-from feedparser.datetimes import _parse_date
+
+from monitor.errors import NewsmonError
+from monitor.stages.dates import parse_datetime, plausible
 
 __all__ = ["FeedEntry", "ParsedFeed", "FeedParseError", "parse_feed", "MAX_ENTRIES"]
 
@@ -44,12 +46,9 @@ MAX_AUTHOR = 300
 MAX_URL = 4096
 MAX_SUMMARY = 100_000
 MAX_CONTENT = 2_000_000
-MAX_CATEGORIES = 50
-MAX_CATEGORY = 200
-FUTURE_TOLERANCE = timedelta(days=2)
 
 
-class FeedParseError(Exception):
+class FeedParseError(NewsmonError):
     """The bytes are not a usable feed (not a feed at all, or broken with nothing recoverable)."""
 
 
@@ -60,9 +59,8 @@ class FeedEntry:
     title: str
     summary_html: str | None  # UNTRUSTED HTML
     content_html: str | None  # UNTRUSTED HTML (content:encoded / atom:content / JSON content_html)
-    published: datetime | None  # UTC-aware; None when absent or more than 2 days in the future
+    published: datetime | None  # UTC-aware; None when absent or implausible (dates.plausible)
     author: str | None
-    categories: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -311,7 +309,7 @@ def _date(entry: Mapping[str, Any], now: datetime) -> datetime | None:
                 dt = datetime(*t[:6], tzinfo=timezone.utc)
             except (TypeError, ValueError, OverflowError):
                 continue
-            return None if dt > now + FUTURE_TOLERANCE else dt
+            return dt if plausible(dt, now) else None
     return None
 
 
@@ -338,11 +336,6 @@ def _entry(e: Mapping[str, Any], base: str, now: datetime) -> FeedEntry:
         best = next((c for c in contents if "html" in (c.get("type") or "")), contents[0])
         content_html = _html(best.get("value"), best.get("type"), MAX_CONTENT)
     summary_detail = e.get("summary_detail") or {}
-    categories = []
-    for tag in (e.get("tags") or [])[: MAX_CATEGORIES * 2]:
-        term = _text(tag.get("term") or tag.get("label"), MAX_CATEGORY)
-        if term and term not in categories:
-            categories.append(term)
     guid = _text(e.get("id"), MAX_URL) or None
     return FeedEntry(
         guid=guid,
@@ -352,7 +345,6 @@ def _entry(e: Mapping[str, Any], base: str, now: datetime) -> FeedEntry:
         content_html=content_html,
         published=_date(e, now),
         author=_text(e.get("author"), MAX_AUTHOR) or None,
-        categories=categories[:MAX_CATEGORIES],
     )
 
 
@@ -433,10 +425,9 @@ def _parse_json_feed(content: bytes, base: str, now: datetime) -> ParsedFeed:
         summary = item.get("summary") if isinstance(item.get("summary"), str) else None
         published = None
         for key in ("date_published", "date_modified"):
-            published = _iso_date(item.get(key), now)
+            published = parse_datetime(item.get(key), now=now)
             if published is not None or item.get(key):
                 break
-        tags = item.get("tags") if isinstance(item.get("tags"), list) else []
         ident = item.get("id")
         entries.append(
             FeedEntry(
@@ -447,7 +438,6 @@ def _parse_json_feed(content: bytes, base: str, now: datetime) -> ParsedFeed:
                 content_html=content_html[:MAX_CONTENT] if content_html else None,
                 published=published,
                 author=(_json_authors(item) or feed_authors),
-                categories=[t for t in (_text(x, MAX_CATEGORY) for x in tags if isinstance(x, str)) if t][:MAX_CATEGORIES],
             )
         )
     notes = f"more than {MAX_ENTRIES} entries; only the first {MAX_ENTRIES} were read" if len(items) > MAX_ENTRIES else None
@@ -469,20 +459,3 @@ def _json_authors(obj: Mapping[str, Any]) -> str | None:
     joined = ", ".join(n for n in names if n)
     return joined[:MAX_AUTHOR] or None
 
-
-def _iso_date(value: Any, now: datetime) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    s = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    try:
-        dt = datetime.fromisoformat(s)
-    except ValueError:
-        # RFC 3339 variants fromisoformat rejects: fall back to feedparser's date parser.
-        t = _parse_date(value)
-        if not t:
-            return None
-        dt = datetime(*t[:6], tzinfo=timezone.utc)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    dt = dt.astimezone(timezone.utc)
-    return None if dt > now + FUTURE_TOLERANCE else dt

@@ -200,12 +200,3 @@ class OutboxEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-
-
-class Meta(Base):
-    """Small key/value facts about this database (e.g. when the index was last rebuilt)."""
-
-    __tablename__ = "meta"
-
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)

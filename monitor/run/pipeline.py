@@ -62,10 +62,11 @@ log = logging.getLogger(__name__)
 
 RENEW_EVERY = 60.0  # seconds between lease renewals (the lease itself is 15 minutes)
 # A fetch still running after this many seconds is slow (a hanging or trickling server): it
-# moves out of the regular slots into an overflow of SLOW_SLOTS times as many, so a crowd of
+# moves out of the regular slots into an overflow of SLOW_SLOTS times as many (at least SLOW_MIN), so a crowd of
 # slow sites cannot take the slots of healthy ones (every fetch still ends by its total timeout).
 SLOW_AFTER = 3.0
 SLOW_SLOTS = 3
+SLOW_MIN = 64  # slow fetches cost a thread and a socket each, no CPU: allow a crowd of them
 
 
 @dataclass
@@ -132,6 +133,7 @@ class FeedRun:
     result: FetchResult | None = None
     parsed: ParsedFeed | None = None
     outstanding: int = 0  # entries queued or in flight, not yet stored
+    pages_pending: int = 0  # pages queued or being fetched
     new_articles: int = 0
     failed: str | None = None  # an article of it could not be stored: retry the feed later
 
@@ -268,8 +270,10 @@ class Pipeline:
         self.fetcher = Fetcher(self.policy)
         self.feed_threads = fetch_threads or settings.feed_fetches
         self.page_threads = page_threads or settings.page_fetches
-        self.feed_pool = ThreadPoolExecutor(max_workers=self.feed_threads * (1 + SLOW_SLOTS), thread_name_prefix="fetch-feed")
-        self.page_pool = ThreadPoolExecutor(max_workers=self.page_threads * (1 + SLOW_SLOTS), thread_name_prefix="fetch-page")
+        self.feed_slots = self.feed_threads + max(SLOW_MIN, SLOW_SLOTS * self.feed_threads)  # regular + slow overflow
+        self.page_slots = self.page_threads + max(SLOW_MIN, SLOW_SLOTS * self.page_threads)
+        self.feed_pool = ThreadPoolExecutor(max_workers=self.feed_slots, thread_name_prefix="fetch-feed")
+        self.page_pool = ThreadPoolExecutor(max_workers=self.page_slots, thread_name_prefix="fetch-page")
         self.workers = workers
         self.extractor: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) if workers > 1 else None
         self._pool_generation = 0
@@ -339,8 +343,8 @@ class Pipeline:
                         self._runs.clear()
                         self._guard("release", lambda: source.release(ids), None)
                         break
-                elif not exhausted and now >= next_claim and len(self._runs) < self.max_feeds:
-                    room = min(self.claim_batch, self.max_feeds - len(self._runs))
+                elif not exhausted and now >= next_claim and self._in_hand(now) < self.max_feeds:
+                    room = min(self.claim_batch, self.max_feeds - self._in_hand(now))
                     ids = self._guard("claim", lambda: source.claim(room), [])
                     if ids:
                         self._start_feeds(ids)
@@ -421,6 +425,15 @@ class Pipeline:
             self._runs[r.id] = run
             self._feeds.push(_host(r.url), 0, FeedFetch(run))
 
+    def _in_hand(self, now: float) -> int:
+        """Feeds that still need this worker's fetch slots: queued, fetching (not slow) or with pages to fetch.
+
+        Slow fetches and feeds whose articles only wait for their turn to be stored do not count:
+        they must not stop the worker from claiming more.
+        """
+        with_pages = sum(1 for run in self._runs.values() if run.pages_pending)
+        return len(self._feeds) + self._fresh(FeedFetch, now) + with_pages
+
     def _fresh(self, kind: type, now: float) -> int:
         """In-flight fetches of `kind` that are not (yet) slow."""
         return sum(1 for job in self._pending.values() if type(job) is kind and now - job.since < SLOW_AFTER)
@@ -428,7 +441,7 @@ class Pipeline:
     def _dispatch(self) -> None:
         now = time.monotonic()
         fresh = self._fresh(FeedFetch, now)
-        while fresh < self.feed_threads and self._feeds_fetching < self.feed_threads * (1 + SLOW_SLOTS):
+        while fresh < self.feed_threads and self._feeds_fetching < self.feed_slots:
             job = self._feeds.pop()
             if job is None:
                 break
@@ -440,7 +453,7 @@ class Pipeline:
         # Pages go oldest first across all feeds, so they finish roughly in the order
         # PublicationOrder releases them to the store.
         fresh = self._fresh(PageFetch, now)
-        while (fresh < self.page_threads and self._page_fetching < self.page_threads * (1 + SLOW_SLOTS)
+        while (fresh < self.page_threads and self._page_fetching < self.page_slots
                and fresh + self._extracting < self.max_pages):
             job = self._pages.pop()
             if job is None:
@@ -461,6 +474,7 @@ class Pipeline:
             self._busy[job.host] -= 1
         if isinstance(job, PageFetch):
             self._page_fetching -= 1
+            job.run.pages_pending -= 1
         elif isinstance(job, Extraction):
             self._extracting -= 1
         if isinstance(job, FeedFetch):
@@ -530,6 +544,7 @@ class Pipeline:
                     continue
                 page_url = entry.link if entry.link.startswith("http") else link
                 self._pages.push(_host(page_url), (entry.published or LAST, link), PageFetch(run, entry, link, page_url))
+                run.pages_pending += 1
         self._order.feed_parsed(run.cohort, run.feed_id)
         self._maybe_finish(run)
 

@@ -142,7 +142,8 @@ def ours(base: str, workers: int, n_expected: int, profile: str | None = None) -
     from monitor.app import App
     from monitor.config import FeedConfig, Settings
     from monitor.storage.outbox import drain_outbox
-    from monitor.run.pipeline import Pipeline, sync_feeds
+    from monitor.run.feedsync import sync_feeds
+    from monitor.run.pipeline import Pipeline
 
     with tempfile.TemporaryDirectory(prefix="newsmon-bench-") as home:
         settings = Settings.from_env({"NEWSMON_HOME": home, "NEWSMON_ALLOW_HOSTS": "127.0.0.1", "NEWSMON_HOST_INTERVAL": "0"})

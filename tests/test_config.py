@@ -224,6 +224,6 @@ def test_clustering_overrides_are_read_and_validated():
 def test_empty_environment_gives_the_fetcher_defaults():
     """One source for each fetch default: settings from an empty environment build FetchPolicy()."""
     from monitor.net.policy import FetchPolicy
-    from monitor.run.pipeline import fetch_policy
+    from monitor.net.policy import fetch_policy
 
     assert fetch_policy(Settings.from_env({}, cwd=Path("/nonexistent"))) == FetchPolicy()

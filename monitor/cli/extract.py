@@ -25,7 +25,7 @@ def extract(file_or_url: str | None, page_url: str | None, article_id: int | Non
     from monitor.config import Settings
     from monitor.stages.extract import ExtractionError, extract_page
     from monitor.net.fetch import FetchError, Fetcher, read_page_file
-    from monitor.run.pipeline import fetch_policy
+    from monitor.net.policy import fetch_policy
 
     if (file_or_url is None) == (article_id is None):
         raise CliError("give a FILE_OR_URL or --article ID (one of them)")

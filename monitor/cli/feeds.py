@@ -46,7 +46,7 @@ def feeds_add(url: str, name: str | None, interval: int) -> None:
     spelling — case, default port, tracking parameters — is recognised and not added twice)."""
     from monitor.config import FeedConfig
     from monitor.config.feedsfile import check_feed_url
-    from monitor.run.pipeline import sync_feeds
+    from monitor.run.feedsync import sync_feeds
     from monitor.storage.queries import feed_with_canonical_url
     from monitor.stages.urls import InvalidURLError, canonicalize_url
 
@@ -93,7 +93,7 @@ def feeds_remove(url_or_id: str) -> None:
 def feeds_import(path: str) -> None:
     """Add the feeds listed in an OPML file."""
     from monitor.stages.opml import OpmlError, import_opml
-    from monitor.run.pipeline import sync_feeds
+    from monitor.run.feedsync import sync_feeds
 
     try:
         configs = import_opml(Path(path).read_bytes())

@@ -81,7 +81,7 @@ def ingest(once: bool, feeds_path: str | None, workers: int | None, as_json: boo
 @click.command()
 @click.option("--feeds", "feeds_path", type=click.Path(exists=True, dir_okay=False), help="feeds.yaml to use.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Extraction processes.")
-@click.option("--tick", type=click.IntRange(5, 3600), default=60, show_default=True, help="Seconds between scheduler ticks.")
+@click.option("--tick", type=click.IntRange(5, 3600), default=60, show_default=True, help="Longest wait (s) between looks for due feeds when idle; also the summary log interval.")
 @click.option("--http", "http_address", metavar="HOST:PORT", envvar="NEWSMON_HTTP", default=None,
               help="Serve /healthz and /metrics (Prometheus) here, e.g. 127.0.0.1:9464 (env NEWSMON_HTTP; off by default).")
 @LOG_FORMAT

@@ -159,7 +159,7 @@ def _load_docs(file_or_url: str, title: str | None) -> list[_Doc]:
 
 def _from_url(url: str) -> _Doc:
     from monitor.net.fetch import FetchError, Fetcher
-    from monitor.run.pipeline import fetch_policy
+    from monitor.net.policy import fetch_policy
 
     app = open_app()
     try:

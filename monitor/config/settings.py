@@ -56,6 +56,10 @@ class Settings:
     keep_attempts_days: int = 30
     outbox_max_attempts: int = 5
     stale_pass_seconds: int = 900
+    host_concurrency: int = _FETCH.per_host_concurrency
+    feed_fetches: int = 32
+    page_fetches: int = 16
+    hold_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> "Settings":
@@ -113,6 +117,10 @@ class Settings:
             keep_attempts_days=_int(get, "NEWSMON_KEEP_ATTEMPTS_DAYS", 30, minimum=1, maximum=36500),
             outbox_max_attempts=_int(get, "NEWSMON_OUTBOX_MAX_ATTEMPTS", 5, minimum=1, maximum=1000),
             stale_pass_seconds=_int(get, "NEWSMON_STALE_PASS_SECONDS", 900, minimum=10, maximum=7 * 86400),
+            host_concurrency=_int(get, "NEWSMON_HOST_CONCURRENCY", _FETCH.per_host_concurrency, minimum=1),
+            feed_fetches=_int(get, "NEWSMON_FEED_FETCHES", 32, minimum=1),
+            page_fetches=_int(get, "NEWSMON_PAGE_FETCHES", 16, minimum=1),
+            hold_seconds=_float(get, "NEWSMON_HOLD_SECONDS", 15.0, allow_zero=True),
         )
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # settings import this module for its defaults
+    from monitor.config import Settings
 
 DEFAULT_USER_AGENT = "newsmon/0.1 (+https://github.com/newsmon/newsmon; media monitoring for research)"
 
@@ -25,3 +29,18 @@ class FetchPolicy:
     per_host_concurrency: int = 2
     min_host_interval: float = 0.5  # seconds between request starts to one host
     max_retry_after: float = 3600.0
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    """The policy the environment settings ask for (what `newsmon ingest`, `run` and `extract` use)."""
+    return FetchPolicy(
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        total_timeout=settings.total_timeout,
+        max_bytes=settings.max_bytes,
+        max_redirects=settings.max_redirects,
+        user_agent=settings.user_agent,
+        allow_hosts=settings.allow_hosts,
+        min_host_interval=settings.min_host_interval,
+        per_host_concurrency=settings.host_concurrency,
+    )

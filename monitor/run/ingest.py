@@ -1,16 +1,24 @@
-"""One ingest pass as the CLI, the scheduler and the demo run it: claim feeds, run, index."""
+"""One ingest pass as the CLI and the demo run it: claim feeds in batches, run, keep the index fed."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from monitor.app import App
+from monitor.run import metrics
+from monitor.run.feedsync import sync_feeds
+from monitor.run.pipeline import IngestSummary, Pipeline
+from monitor.run.scheduling import FeedClaims
+from monitor.storage.models import utcnow
 from monitor.storage.outbox import DrainResult, drain_outbox
-from monitor.run.pipeline import IngestSummary, Pipeline, sync_feeds
-from monitor.run.scheduling import claim_due_feeds
 
 log = logging.getLogger(__name__)
+
+DRAIN_EVERY = 15.0  # seconds between index drains while a pass runs
 
 
 @dataclass
@@ -20,14 +28,36 @@ class PassResult:
 
 
 def ingest_pass(app: App, pipeline: Pipeline, *, only_config_feeds: bool, due_only: bool) -> PassResult:
+    """Fetch every feed in scope once (or only the due ones), sharing the work with any other
+    worker on the same database: each feed is claimed in small batches, so two concurrent passes
+    split the feeds instead of both fetching all of them."""
     config_ids = sync_feeds(app.db, app.feeds_config.feeds)
-    with app.db.session() as s:
-        claimed = claim_due_feeds(
-            s, pipeline.worker_id, limit=10_000,
-            feed_ids=config_ids if only_config_feeds else None, force=not due_only,
-        )
-    summary = pipeline.run(claimed)
+    claims = FeedClaims(
+        app.db, pipeline.worker_id, feed_ids=config_ids if only_config_feeds else None,
+        force=not due_only, fetched_before=None if due_only else utcnow(), once=True,
+    )
+    pipeline.progress("total", claims.remaining())
+    with draining(app, DRAIN_EVERY):
+        summary = pipeline.serve(claims, stop=threading.Event())
     return PassResult(summary, drain_index(app))
+
+
+@contextmanager
+def draining(app: App, every: float) -> Iterator[None]:
+    """Send the index outbox to the search backend every `every` seconds while the block runs."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            metrics.index_refused(drain_index(app).rejected)
+
+    thread = threading.Thread(target=loop, name="index-drain", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def drain_index(app: App) -> DrainResult:

@@ -1,16 +1,22 @@
-"""The headless scheduler (`newsmon run`): APScheduler jobs for ticks, index drain, housekeeping.
+"""The headless scheduler (`newsmon run`): the ingest loop, plus index drain, digests and housekeeping.
 
-- tick: claim the feeds that are due (leases in the database, so several workers share the
-  work) and run one pipeline pass over them;
-- drain: send the index outbox to the search backend;
-- housekeeping: prune raw HTML and fetch attempts past their retention (see
-  monitor/storage/retention.py), release stale leases, evict old clustering state.
+- the ingest loop (`Pipeline.serve`, on the main thread) claims due feeds in small batches
+  whenever it has room, and asks again as soon as the next feed falls due (at the latest
+  every `tick` seconds). It never waits for a "pass" to end: a slow feed only occupies its own
+  slot, and several workers on one PostgreSQL share the due feeds through leases;
+- drain (a background thread, every 30 s): sends the index outbox to the search backend,
+  also while a long batch of feeds is being worked on;
+- digests (a background thread, every minute): due daily digests and pending opt-in mails
+  (monitor/digest/job.py), so a slow mail server never holds up ingest;
+- housekeeping (on the loop's thread, every 6 h): prunes raw HTML and fetch attempts past their
+  retention (monitor/storage/retention.py) and releases stale leases.
 
-With `http_address`, /healthz and /metrics are served beside it (monitor/run/http.py).
+With `http_address`, /healthz and /metrics are served beside it (monitor/run/http.py); the
+tick log marks the loop alive for /healthz ("pass" there means one tick interval of the loop).
 
-Jobs never overlap themselves (max_instances=1, coalesce). SIGTERM and SIGINT stop the
-scheduler after the running job finishes; nothing half-done is lost because every article is
-its own transaction and feed validators are saved last.
+SIGTERM and SIGINT stop claiming, finish the feeds already started and give the other leases
+back; nothing half-done is lost because every article is its own transaction and a feed's
+validators are saved last.
 """
 
 from __future__ import annotations
@@ -19,19 +25,26 @@ import logging
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import datetime, timezone
 
-from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import update
 
 from monitor.app import App
-from monitor.run.ingest import drain_index, ingest_pass
 from monitor.run import metrics
+from monitor.run.feedsync import sync_feeds
+from monitor.run.ingest import draining
+from monitor.run.pipeline import IngestSummary, Pipeline
+from monitor.run.scheduling import FeedClaims, release_leases
 from monitor.storage.models import Feed
 from monitor.storage.retention import prune
-from monitor.run.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+
+DRAIN_EVERY = 30.0
+DIGEST_EVERY = 60.0
+HOUSEKEEPING_EVERY = 6 * 3600.0
+
 
 def housekeeping(app: App, pipeline: Pipeline) -> None:
     now = datetime.now(timezone.utc)
@@ -48,13 +61,51 @@ def housekeeping(app: App, pipeline: Pipeline) -> None:
     # (wall-clock eviction would make a live engine differ from one rebuilt from the database).
 
 
+class _TickLog:
+    """One log line per tick interval with what was done since the last one; marks the loop alive."""
+
+    def __init__(self, pipeline: Pipeline, every: float) -> None:
+        self.pipeline, self.every = pipeline, every
+        self.last = IngestSummary()
+        self.started = time.monotonic()
+
+    def __call__(self) -> None:
+        s = self.pipeline.summary
+        d = {k: v - getattr(self.last, k) for k, v in s.as_dict().items() if isinstance(v, int)}
+        if d["feeds_ok"] or d["feeds_failed"] or d["feeds_not_modified"]:
+            log.warning("tick: feeds %d ok / %d not modified / %d failed; %d new articles, %d duplicates",
+                        d["feeds_ok"], d["feeds_not_modified"], d["feeds_failed"], d["new_articles"], d["duplicates"],
+                        extra={"event": "tick", **d})
+        self.last = IngestSummary(**{k: v for k, v in s.as_dict().items() if k != "failed_feeds"})
+        s.failed_feeds.clear()  # the loop runs for weeks: do not keep every failure message
+        now = time.monotonic()
+        metrics.pass_finished(now - self.started, ok=True)
+        self.started = now
+
+
+def _every_in_thread(name: str, seconds: float, job: Callable[[], None], stop: threading.Event) -> threading.Thread:
+    """Run `job` now and then every `seconds` on its own daemon thread until `stop` is set."""
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                job()
+            except Exception:  # a failing job is logged and tried again at its next turn
+                log.exception("%s job failed; trying again in %.0f s", name, seconds)
+            stop.wait(seconds)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 def run_scheduler(app: App, *, workers: int = 1, tick_seconds: int = 60, stop_event: threading.Event | None = None,
-                  http_address: str | None = None) -> None:
+                  on_feed_done=None, http_address: str | None = None) -> None:
     ops = None
     if http_address:
         from monitor.run.http import OpsServer
 
-        # A pass counts as stale after the configured time, and never sooner than three ticks.
+        # The loop counts as stale after the configured time, and never sooner than three ticks.
         ops = OpsServer(http_address, app.db, stale_after=max(app.settings.stale_pass_seconds, 3 * tick_seconds))
     try:
         pipeline = Pipeline(app.db, app.settings, app.feeds_config, workers=workers)
@@ -62,50 +113,40 @@ def run_scheduler(app: App, *, workers: int = 1, tick_seconds: int = 60, stop_ev
         if ops is not None:
             ops.close()
         raise
-    scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
+    stop = stop_event or threading.Event()
 
-    def tick() -> None:
-        started = time.monotonic()
-        try:
-            result = ingest_pass(app, pipeline, only_config_feeds=False, due_only=True)
-        except Exception as exc:
-            metrics.pass_finished(time.monotonic() - started, ok=False, error=str(exc).splitlines()[0] if str(exc) else repr(exc))
-            raise
-        metrics.pass_finished(time.monotonic() - started, ok=True)
-        metrics.index_refused(result.index.rejected)
-        s = result.summary
-        if s.feeds_ok or s.feeds_failed or s.feeds_not_modified:
-            log.warning(
-                "tick: feeds %d ok / %d not modified / %d failed; %d new articles, %d duplicates",
-                s.feeds_ok, s.feeds_not_modified, s.feeds_failed, s.new_articles, s.duplicates,
-                extra={"event": "pass", "seconds": round(time.monotonic() - started, 3), **s.as_dict(),
-                       "index_sent": result.index.sent, "index_error": result.index.error},
-            )
-
-    now = datetime.now(timezone.utc)
-    scheduler.add_job(tick, "interval", seconds=tick_seconds, id="tick", next_run_time=now)
-    scheduler.add_job(lambda: metrics.index_refused(drain_index(app).rejected), "interval", seconds=30, id="drain")
-    scheduler.add_job(lambda: housekeeping(app, pipeline), "interval", hours=6, id="housekeeping",
-                      next_run_time=now + timedelta(minutes=1))
-    # Digest e-mails (monitor/digest/): due digests and pending opt-in mails, every minute.
-    from monitor.digest.job import add_digest_job
-    add_digest_job(scheduler, app)
-
-    def stop(signum, _frame) -> None:
-        log.warning("signal %s: stopping after the running job", signum)
-        scheduler.shutdown(wait=False)
+    def on_signal(signum, _frame) -> None:
+        log.warning("signal %s: stopping after the feeds already started", signum)
+        stop.set()
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-    if stop_event is not None:
-        threading.Thread(target=lambda: (stop_event.wait(), scheduler.shutdown(wait=False)), daemon=True).start()
-    log.warning("newsmon scheduler started (tick every %ss, %d extraction worker(s))", tick_seconds, workers)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    sync_feeds(app.db, app.feeds_config.feeds)
+    claims = FeedClaims(app.db, pipeline.worker_id)
+    pipeline.every(tick_seconds, _TickLog(pipeline, tick_seconds))
+    pipeline.every(HOUSEKEEPING_EVERY, lambda: housekeeping(app, pipeline))
+    from monitor.digest.job import DigestJob
+
+    digests = _every_in_thread("digests", DIGEST_EVERY, DigestJob(app), stop)
+    log.warning("newsmon scheduler started (up to %d feeds and %d pages at once, %d extraction worker(s))",
+                pipeline.feed_threads, pipeline.page_threads, workers)
+    started = time.monotonic()
     try:
-        scheduler.start()
+        with draining(app, DRAIN_EVERY):
+            while not stop.is_set():
+                try:
+                    pipeline.serve(claims, stop=stop, poll=tick_seconds, on_feed_done=on_feed_done)
+                except Exception as exc:  # the loop itself failed (e.g. the database went away): start it again
+                    metrics.pass_finished(0.0, ok=False, error=str(exc).splitlines()[0] if str(exc) else repr(exc))
+                    log.exception("ingest loop failed; restarting it in 5 s")
+                    stop.wait(5)
     finally:
+        stop.set()
         pipeline.close()
+        digests.join(timeout=30)
         if ops is not None:
             ops.close()
         with app.db.session() as s:
-            s.execute(update(Feed).where(Feed.claimed_by == pipeline.worker_id).values(claimed_by=None, claimed_until=None))
+            release_leases(s, pipeline.worker_id)
+        log.warning("newsmon scheduler stopped after %.0f s", time.monotonic() - started)

@@ -50,7 +50,7 @@ async def admin_feeds(request: Request, user: WebUser = Depends(require_admin)):
 @router.post("/feeds", dependencies=[Depends(csrf_protect)])
 async def add_feed(request: Request, url: str = Form(""), name: str = Form(""), interval: str = Form("30")):
     from monitor.config import FeedConfig
-    from monitor.run.pipeline import sync_feeds
+    from monitor.run.feedsync import sync_feeds
     from monitor.stages.urls import InvalidURLError, canonicalize_url
 
     url = url.strip()
@@ -162,7 +162,7 @@ async def fetch_now(request: Request, feed_id: str):
 
 @router.post("/opml", dependencies=[Depends(csrf_protect)])
 async def import_opml_upload(request: Request, file: UploadFile = File(...)):
-    from monitor.run.pipeline import sync_feeds
+    from monitor.run.feedsync import sync_feeds
     from monitor.stages.opml import OpmlError, import_opml
 
     data = await file.read(MAX_OPML_BYTES + 1)

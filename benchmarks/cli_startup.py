@@ -71,7 +71,12 @@ def import_costs(cmd: list[str], env: dict[str, str]) -> tuple[list[tuple[str, i
 
 def make_home(home: Path, docs: int) -> str:
     """An index with `docs` articles where `newsmon search` looks for it (the default SEARCH_URL)."""
-    from benchmarks.search_bench import make_docs
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("search_bench", Path(__file__).with_name("search_bench.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    make_docs = bench.make_docs
     from monitor.config.settings import Settings
     from search import open_backend
 

@@ -2,6 +2,8 @@
 binding's traps, exact story collapse at scale, and the same answers as FTS5 on a generated corpus."""
 from __future__ import annotations
 
+import importlib.util
+
 import os
 import random
 import subprocess
@@ -174,8 +176,11 @@ def test_collapse_is_exact_beyond_the_first_window(tmp_path, q):
 
 
 def test_same_totals_and_timelines_as_fts5_on_generated_corpus(tmp_path):
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.search_bench import corpus_vocabulary, make_docs, make_queries
+    # The benchmark's deterministic corpus and query mix, loaded by path (benchmarks/ is no package).
+    spec = importlib.util.spec_from_file_location("search_bench", ROOT / "benchmarks" / "search_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    corpus_vocabulary, make_docs, make_queries = bench.corpus_vocabulary, bench.make_docs, bench.make_queries
 
     tv = open_backend(f"tantivy:///{tmp_path}/tv")
     ft = open_backend(f"sqlite:///{tmp_path}/ft.sqlite")

@@ -730,7 +730,7 @@ class Pipeline:
                 self._maybe_finish(run)
             except Exception as exc:
                 log.exception("feed %s: could not save its state", run.url)
-                self._guard("recording a feed failure", lambda: self._feed_failed(run, exc, soft=True), None)
+                self._guard("recording a feed failure", lambda exc=exc: self._feed_failed(run, exc, soft=True), None)
                 self._forget(run)
 
     def _entry_lost(self, run: FeedRun, entry: FeedEntry, exc: Exception) -> None:

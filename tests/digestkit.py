@@ -123,7 +123,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 class WebServer:
     """The digest router on a minimal FastAPI app, served by uvicorn on 127.0.0.1 in a thread."""
 
-    def __init__(self, app, port: int | None = None):
+    def __init__(self, app, port: int | None = None, **router_options):
         import uvicorn
         from fastapi import FastAPI
 
@@ -131,7 +131,7 @@ class WebServer:
 
         self.port = port or free_port()
         api = FastAPI()
-        api.include_router(digest_router(app))
+        api.include_router(digest_router(app, **router_options))
         self.server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=self.port, log_level="warning",
                                                     lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

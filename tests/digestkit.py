@@ -3,7 +3,7 @@ stored articles and stories indexed into the embedded search backend."""
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import email
 import re
 import socket
@@ -193,7 +193,7 @@ def seed(app, plans: list[StoryPlan], *, fetched: datetime) -> list[int]:
                             title=plan.headline if k == 0 else f"{plan.headline} ({source})",
                             text=f"{plan.text} Reported by {source}.", summary=f"<p>{plan.text}</p><script>x()</script>",
                             text_source="page", published_at=when - timedelta(minutes=30 - k), fetched_at=when + timedelta(seconds=k),
-                            source=source, content_hash=f"{slug}-{k}-{source}")
+                            source=source, content_hash=hashlib.sha256(f"{slug}-{k}-{source}".encode()).hexdigest())
                 s.add(a)
                 s.flush()
                 for t in plan.topics:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from monitor.config import FeedsConfig, Settings, load_feeds_config
+from monitor.config import ConfigError, FeedsConfig, Settings, load_feeds_config
 from monitor.storage.db import Database
 from search import open_backend
 from search.backend import SearchBackend
@@ -41,8 +41,20 @@ class App:
     @cached_property
     def backend(self) -> SearchBackend:
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        backend = open_backend(self.settings.search_url, api_key=self.settings.search_api_key)
-        backend.setup()
+        try:
+            backend = open_backend(self.settings.search_url, api_key=self.settings.search_api_key)
+        except ValueError as exc:  # a malformed or unsupported SEARCH_URL
+            raise ConfigError(f"SEARCH_URL: {exc}") from None
+        except OSError as exc:  # an embedded index whose folder cannot be made
+            raise ConfigError(f"SEARCH_URL: cannot open the search index: {exc}") from None
+        try:
+            backend.setup()
+        except OSError as exc:
+            backend.close()
+            raise ConfigError(f"SEARCH_URL: cannot open the search index: {exc}") from None
+        except BaseException:
+            backend.close()
+            raise
         self._closers.append(backend.close)
         return backend
 

@@ -218,3 +218,11 @@ def test_clustering_overrides_are_read_and_validated():
         parse_feeds_config("feeds: [{url: 'https://a.example/rss'}]\nclustering:\n  window_days: 3\n  story_threshold: high\n")
     with pytest.raises(ConfigError, match=r"clustering.*windw_days"):
         parse_feeds_config("feeds: [{url: 'https://a.example/rss'}]\nclustering:\n  windw_days: 3\n")
+
+
+def test_empty_environment_gives_the_fetcher_defaults():
+    """One source for each fetch default: settings from an empty environment build FetchPolicy()."""
+    from monitor.net.policy import FetchPolicy
+    from monitor.run.pipeline import fetch_policy
+
+    assert fetch_policy(Settings.from_env({}, cwd=Path("/nonexistent"))) == FetchPolicy()

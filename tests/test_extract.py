@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+import trafilatura
 from click.testing import CliRunner
 
 from monitor.cli import cli
-from monitor.stages.extract import ExtractionError, extract_page
+from monitor.stages.extract import TRAFILATURA_OPTIONS, ExtractionError, extract_page
 
 DATA = Path(__file__).parent / "data"
 SITE = DATA / "site"
@@ -46,15 +47,30 @@ def test_fixture_site_bodies_are_extracted_without_chrome():
     assert overall["f1"] >= 0.97, overall
 
 
-def test_real_pages_score_like_trafilatura_does():
-    """The 91 real pages of the extraction benchmark (dev half): our wrapper must not lose quality."""
-    truth = json.loads((DATA / "extraction" / "ground-truth.json").read_text())
-    predictions = {}
+# The extraction set is split once: pages whose id (hex) starts with a number divisible by 5 are
+# held aside (19 of 91) and only checked here; anything tuned on the set is tuned on the others.
+def _held_aside(page_id: str) -> bool:
+    return int(page_id[:8], 16) % 5 == 0
+
+
+# Ours may lose at most half a point of F1 to trafilatura alone: our wrapper only adds declared
+# metadata and drops a repeated headline, so it should never cost body text.
+MARGIN = 0.005
+
+
+def test_real_pages_score_at_least_like_trafilatura_in_our_mode():
+    """Held-aside real pages: our extraction against trafilatura.extract in the mode we use, same pages, same run."""
+    truth = {k: v for k, v in json.loads((DATA / "extraction" / "ground-truth.json").read_text()).items() if _held_aside(k)}
+    assert len(truth) == 19
+    ours, theirs = {}, {}
     for page_id, item in truth.items():
         html = gzip.decompress((DATA / "extraction" / "html" / f"{page_id}.html.gz").read_bytes())
-        predictions[page_id] = {"articleBody": extract_page(html, item["url"]).text}
-    overall = _scorer().score(truth, predictions)[1]
-    assert overall["f1"] >= 0.93, overall
+        ours[page_id] = {"articleBody": extract_page(html, item["url"]).text}
+        theirs[page_id] = {"articleBody": trafilatura.extract(html, url=item["url"], **TRAFILATURA_OPTIONS) or ""}
+    scorer = _scorer()
+    our_score, their_score = scorer.score(truth, ours)[1], scorer.score(truth, theirs)[1]
+    assert their_score["f1"] > 0.9, their_score  # the baseline really extracted something
+    assert our_score["f1"] >= their_score["f1"] - MARGIN, (our_score, their_score)
 
 
 def test_metadata_of_a_site_page():

@@ -1,13 +1,13 @@
 """Story clustering: write-ups of one event group, same-week other events stay apart; engine state."""
 
 import json
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from monitor.clustering.offline import parse_time, processing_order
+from monitor.clustering.offline import processing_order
+from monitor.stages.dates import parse_datetime
 from monitor.clustering.stories import story_features
 from monitor.clustering.engine import ClusterDecision, ClusterItem, ClusterSettings, StoryEngine
 
@@ -18,7 +18,7 @@ DATA = Path(__file__).parent / "data"
 def _load(name):
     rows = [json.loads(l) for l in open(DATA / name / "items.jsonl", encoding="utf-8")]
     return [ClusterItem(id=r["id"], url=r["url"], source=r["source"], title=r["title"], text=r["text"],
-                        published=parse_time(r["published"])) for r in rows]
+                        published=parse_datetime(r["published"])) for r in rows]
 
 
 def _seed_items():
@@ -123,11 +123,8 @@ def test_features_weight_headline_over_body():
 
 
 def test_eval_targets_on_both_fixture_sets():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from cluster_eval import TARGETS, evaluate
-    finally:
-        sys.path.pop(0)
+    from tests.clustereval import TARGETS, evaluate
+
     res = evaluate()
     for name in ("dedup", "stories"):
         for key, target in TARGETS.items():

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from monitor.cli.common import CliError, echo_json, guard, open_app
+from monitor.config.feedsfile import FeedDefaults
 
 
 @click.group()
@@ -38,20 +39,29 @@ def feeds_list(as_json: bool) -> None:
 @feeds.command("add")
 @click.argument("url")
 @click.option("--name")
-@click.option("--interval", type=click.IntRange(1, 10080), default=30, show_default=True, help="Minutes between polls.")
+@click.option("--interval", type=click.IntRange(1, 10080), default=FeedDefaults.interval_minutes, show_default=True, help="Minutes between polls.")
 @guard
 def feeds_add(url: str, name: str | None, interval: int) -> None:
-    """Add a feed by URL."""
+    """Add a feed by URL (validated as in feeds.yaml; a URL already subscribed in another
+    spelling — case, default port, tracking parameters — is recognised and not added twice)."""
     from monitor.config import FeedConfig
+    from monitor.config.feedsfile import check_feed_url
     from monitor.run.pipeline import sync_feeds
+    from monitor.storage.queries import feed_with_canonical_url
     from monitor.stages.urls import InvalidURLError, canonicalize_url
 
     try:
-        canonicalize_url(url)
-    except InvalidURLError as exc:
+        url = check_feed_url(url)
+        canonical = canonicalize_url(url)
+    except (ValueError, InvalidURLError) as exc:
         raise CliError(f"feed URL: {exc}") from None
     app = open_app()
     try:
+        with app.db.session() as s:
+            known = feed_with_canonical_url(s, canonical)
+        if known is not None:
+            click.echo(f"feed {known[0]} already subscribed: {known[1]} (not added again)")
+            return
         (fid,) = sync_feeds(app.db, [FeedConfig(url=url, name=name, interval_minutes=interval)])
         click.echo(f"feed {fid}: {url}")
     finally:

@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "cluster": "monitor.cli.stories:cluster",
     "demo": "monitor.cli.demo:demo",
     "digest": "monitor.cli.digest:digest",
+    "doctor": "monitor.cli.doctor:doctor",
+    "prune": "monitor.cli.prune:prune",
 }
 
 # One-line help shown by `newsmon --help` without importing every command module.
@@ -46,6 +48,8 @@ SHORT_HELP: dict[str, str] = {
     "cluster": "Dedup and story-cluster a JSONL file offline (no database).",
     "demo": "The whole flow offline on the bundled sample news site.",
     "digest": "Saved searches and daily digest e-mails: subscribe, list, preview, send.",
+    "doctor": "Check configuration, database, migrations, search backend and SMTP.",
+    "prune": "Clear raw page HTML and fetch attempts past their retention.",
 }
 
 

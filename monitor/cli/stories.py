@@ -83,3 +83,5 @@ def cluster(input_path: str, output: str | None, json_stats: bool, progress: boo
         click.echo(f"{stats['articles']} articles, {stats['stories']} stories, {stats['copies']} copies"
                    + (f", {stats['malformed']} malformed lines" if stats["malformed"] else "")
                    + (f", {stats['duplicate_ids']} duplicate ids" if stats["duplicate_ids"] else ""), err=True)
+    if not stats["articles"]:
+        raise CliError(f"{input_path}: no valid input line (expected JSON objects with id, title and text, one per line)")

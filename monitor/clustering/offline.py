@@ -20,20 +20,9 @@ import sys
 from datetime import datetime, timezone
 from typing import IO, Callable
 
+from monitor.stages.dates import parse_datetime
+
 from .engine import ClusterItem, ClusterSettings, StoryEngine
-
-
-def parse_time(value) -> datetime | None:
-    """ISO 8601 (with or without 'Z' / offset) to aware UTC; None for missing or unparseable."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
 
 
 def read_items(lines, report: Callable[[str], None]) -> tuple[list[ClusterItem], dict]:
@@ -62,7 +51,7 @@ def read_items(lines, report: Callable[[str], None]) -> tuple[list[ClusterItem],
             report(f"line {n}: skipped, duplicate id {item_id!r} (first occurrence kept)")
             continue
         seen.add(item_id)
-        published = parse_time(row.get("published"))
+        published = parse_datetime(row.get("published"))
         if published is None:
             stats["missing_dates"] += 1
         def s(key):

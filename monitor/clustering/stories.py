@@ -70,7 +70,7 @@ jan feb mar apr jun jul aug sep sept oct nov dec percent cent
 
 # Capitalised words that open sentences or headlines without naming anything.
 _CAP_WORD = re.compile(r"[A-Z][\w'&.-]*[\w]|[A-Z]")
-_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*(?:[.,]\d+)*")
+_TOKEN = textnorm.WORD
 
 
 _HAS_DIGIT = re.compile(r"\d")

@@ -31,8 +31,8 @@ class FeedDefaults:
 class FeedConfig:
     url: str
     name: str | None = None
-    interval_minutes: int = 30
-    fetch_pages: bool = True
+    interval_minutes: int = FeedDefaults.interval_minutes
+    fetch_pages: bool = FeedDefaults.fetch_pages
     topics_hint: list[str] = field(default_factory=list)
     enabled: bool = True
 
@@ -330,20 +330,28 @@ CLUSTERING_KEYS: dict[str, tuple[float, float]] = {
 }
 
 
-def _validate_url(ctx: _Ctx, node: yaml.Node, path: str) -> str:
-    value = ctx.scalar(node, path)
+def check_feed_url(value: object) -> str:
+    """The feed URL, stripped, if it is one feeds.yaml accepts; ValueError with the reason otherwise.
+    `newsmon feeds add` uses the same rule."""
     if not isinstance(value, str) or not value.strip():
-        raise ctx.error(node, path, f"must be an http(s) URL, got {value!r}")
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
     url = value.strip()
     try:
         parts = urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        raise ctx.error(node, path, f"must be an http(s) URL, got {url!r}") from None
+        raise ValueError(f"must be an http(s) URL, got {url!r}") from None
     if parts.scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
-        raise ctx.error(node, path, f"must be an http(s) URL, got {url!r}")
+        raise ValueError(f"must be an http(s) URL, got {url!r}")
     return url
+
+
+def _validate_url(ctx: _Ctx, node: yaml.Node, path: str) -> str:
+    try:
+        return check_feed_url(ctx.scalar(node, path))
+    except ValueError as exc:
+        raise ctx.error(node, path, str(exc)) from None
 
 
 def _parse_topics(ctx: _Ctx, node: yaml.Node) -> list[TopicRule]:

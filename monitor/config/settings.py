@@ -12,8 +12,10 @@ from pathlib import Path
 import platformdirs
 
 from monitor.config.errors import ConfigError
+from monitor.net.policy import DEFAULT_USER_AGENT, FetchPolicy  # noqa: F401 - re-exported by monitor.config
 
-DEFAULT_USER_AGENT = "newsmon/0.1 (+https://github.com/newsmon/newsmon; media monitoring for research)"
+# Fetch defaults live with the fetcher (`FetchPolicy`); settings only read overrides.
+_FETCH = FetchPolicy()
 
 
 def default_feeds_path() -> Path:
@@ -41,12 +43,17 @@ class Settings:
     total_timeout: float
     max_redirects: int
     workers: int
-    min_host_interval: float = 0.5
+    min_host_interval: float = _FETCH.min_host_interval
     # Digest e-mail and links (monitor/digest/): NEWSMON_SMTP_URL, NEWSMON_MAIL_FROM, NEWSMON_BASE_URL, NEWSMON_SECRET.
     smtp_url: str | None = None
     mail_from: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     secret: str | None = None
+    # ops: retention, outbox, observability
+    keep_html_days: int = 30
+    keep_attempts_days: int = 30
+    outbox_max_attempts: int = 5
+    stale_pass_seconds: int = 900
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> "Settings":
@@ -64,6 +71,8 @@ class Settings:
         for name, value in (("DATABASE_URL", database_url), ("SEARCH_URL", search_url)):
             if "://" not in value:
                 raise ConfigError(f"{name}: expected a URL such as sqlite:///path or postgresql://..., got {value!r}")
+
+        _check_search_url(search_url)
 
         hosts_raw = get("NEWSMON_ALLOW_HOSTS") or ""
         allow_hosts = frozenset(h.strip().lower() for h in hosts_raw.split(",") if h.strip())
@@ -85,22 +94,46 @@ class Settings:
             search_api_key=get("SEARCH_API_KEY") or get("MEILI_MASTER_KEY"),
             allow_hosts=allow_hosts,
             feeds_path=feeds_path,
-            user_agent=get("NEWSMON_USER_AGENT") or DEFAULT_USER_AGENT,
-            max_bytes=_int(get, "NEWSMON_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
-            connect_timeout=_float(get, "NEWSMON_CONNECT_TIMEOUT", 10.0),
-            read_timeout=_float(get, "NEWSMON_READ_TIMEOUT", 20.0),
-            total_timeout=_float(get, "NEWSMON_TOTAL_TIMEOUT", 60.0),
-            max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", 5, minimum=0),
-            workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1),
-            min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", 0.5, allow_zero=True),
+            user_agent=get("NEWSMON_USER_AGENT") or _FETCH.user_agent,
+            max_bytes=_int(get, "NEWSMON_MAX_BYTES", _FETCH.max_bytes, minimum=1024),
+            connect_timeout=_float(get, "NEWSMON_CONNECT_TIMEOUT", _FETCH.connect_timeout),
+            read_timeout=_float(get, "NEWSMON_READ_TIMEOUT", _FETCH.read_timeout),
+            total_timeout=_float(get, "NEWSMON_TOTAL_TIMEOUT", _FETCH.total_timeout),
+            max_redirects=_int(get, "NEWSMON_MAX_REDIRECTS", _FETCH.max_redirects, minimum=0),
+            workers=_int(get, "NEWSMON_WORKERS", 4, minimum=1, maximum=64),
+            min_host_interval=_float(get, "NEWSMON_HOST_INTERVAL", _FETCH.min_host_interval, allow_zero=True),
             smtp_url=get("NEWSMON_SMTP_URL"),
             mail_from=get("NEWSMON_MAIL_FROM"),
             base_url=_base_url(get("NEWSMON_BASE_URL")),
             secret=get("NEWSMON_SECRET"),
+            keep_html_days=_int(get, "NEWSMON_KEEP_HTML_DAYS", 30, minimum=0, maximum=36500),
+            keep_attempts_days=_int(get, "NEWSMON_KEEP_ATTEMPTS_DAYS", 30, minimum=1, maximum=36500),
+            outbox_max_attempts=_int(get, "NEWSMON_OUTBOX_MAX_ATTEMPTS", 5, minimum=1, maximum=1000),
+            stale_pass_seconds=_int(get, "NEWSMON_STALE_PASS_SECONDS", 900, minimum=10, maximum=7 * 86400),
         )
 
 
-def _int(get, name: str, default: int, *, minimum: int) -> int:
+def _check_search_url(url: str) -> None:
+    """A SEARCH_URL a backend can use: sqlite:///path, or http(s)://host[:port] with a real host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise ConfigError(f"SEARCH_URL: not a valid URL ({exc}): {url!r}") from None
+    if parts.scheme == "sqlite":
+        if not parts.path.lstrip("/"):
+            raise ConfigError(f"SEARCH_URL: a sqlite search URL needs a file path, got {url!r}")
+        return
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"SEARCH_URL: use sqlite:///path (embedded) or http(s)://host:7700 (Meilisearch), got {url!r}")
+    host = parts.hostname or ""
+    if not re.fullmatch(r"[A-Za-z0-9.\-]+|[0-9A-Fa-f:.]+", host) or port == 0:
+        raise ConfigError(f"SEARCH_URL: {host!r} is not a host name or IP address in {url!r}")
+
+
+def _int(get, name: str, default: int, *, minimum: int, maximum: int = 2**62) -> int:
     raw = get(name)
     if raw is None:
         return default
@@ -110,6 +143,8 @@ def _int(get, name: str, default: int, *, minimum: int) -> int:
         raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise ConfigError(f"{name}: must be at most {maximum}, got {raw!r}")
     return value
 
 

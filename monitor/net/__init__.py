@@ -1,1 +1,1 @@
-"""Network access: HTTP fetching with limits and politeness (fetch), and the private-address guard (netguard)."""
+"""Network access: HTTP fetching with limits and politeness (fetch, policy), the guarded transport under it, and the private-address guard (netguard)."""

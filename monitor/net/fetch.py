@@ -1,29 +1,32 @@
 """Fetch one URL over HTTP(S) politely and safely; the only module that talks to remote sites.
 
-Safety: every connection goes through :mod:`monitor.net.netguard` at *connect* time (the resolved IP
-is checked and is what we connect to), redirects are followed by hand and re-checked, bodies are
-capped while streaming (wire and decompressed bytes), and a total deadline bounds every socket
-operation. Politeness: a real User-Agent, conditional GET, Retry-After, and per-host concurrency
-and spacing shared by all threads using one :class:`Fetcher`.
+Safety: every connection goes through :mod:`monitor.net.netguard` at *connect* time (see
+:mod:`monitor.net.transport`: the resolved IP is checked and is what we connect to), redirects
+are followed by hand and re-checked, bodies are capped while streaming (wire and decompressed
+bytes), and a total deadline bounds every socket operation. Politeness: a real User-Agent,
+conditional GET, Retry-After, and per-host concurrency and spacing shared by all threads using
+one :class:`Fetcher`.
 """
 
 from __future__ import annotations
 
-import contextvars
 import email.utils
 import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-import httpcore
 import httpx
 
 from monitor.net import netguard
+from monitor.net.policy import FetchPolicy
+from monitor.net.transport import GuardedTransport, fetch_deadline
+from monitor.errors import NewsmonError
 
 __all__ = ["FetchPolicy", "FetchResult", "FetchError", "FetchErrorKind", "Fetcher", "HostLimiter", "parse_retry_after"]
 
@@ -48,22 +51,6 @@ _READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
-class FetchPolicy:
-    """Limits and manners for one Fetcher. Timeouts are seconds."""
-
-    connect_timeout: float = 10
-    read_timeout: float = 20
-    total_timeout: float = 60
-    max_bytes: int = 5_000_000  # cap on the decompressed body (and compressed wire bytes)
-    max_redirects: int = 5
-    user_agent: str = "newsmon/0.1 (+https://github.com/newsmon/newsmon; media monitoring for research)"
-    allow_hosts: frozenset[str] = frozenset()
-    per_host_concurrency: int = 2
-    min_host_interval: float = 0.5  # seconds between request starts to one host
-    max_retry_after: float = 3600
-
-
-@dataclass(frozen=True)
 class FetchResult:
     """A completed fetch (2xx, or 304 with ``not_modified=True`` and empty content)."""
 
@@ -80,7 +67,7 @@ class FetchResult:
     redirects: list[str] = field(default_factory=list)  # URLs that answered with a redirect, in order
 
 
-class FetchError(Exception):
+class FetchError(NewsmonError):
     """A fetch that did not produce a usable response.
 
     ``soft`` failures (timeouts, network errors, 5xx, 408/429) are worth retrying later with a
@@ -104,107 +91,6 @@ class FetchError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.soft = soft
-
-
-# The deadline of the fetch running on this thread; the guarded network stream clamps every
-# socket timeout to it so a slow trickle cannot outlive total_timeout.
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("newsmon_fetch_deadline", default=None)
-
-
-def _clamp(timeout: float | None, *, exc: type[Exception]) -> float | None:
-    deadline = _deadline.get()
-    if deadline is None:
-        return timeout
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise exc("total timeout exceeded")
-    return remaining if timeout is None else min(timeout, remaining)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """Wraps a socket stream so each read/write/TLS handshake ends by the fetch deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _clamp(timeout, exc=httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _clamp(timeout, exc=httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, exc=httpcore.ConnectTimeout))
-        return _DeadlineStream(inner)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _GuardedBackend(httpcore.NetworkBackend):
-    """Resolves with the injected resolver, vets every answer, connects to a vetted IP.
-
-    httpcore passes the URL host here and uses it (not the IP) for SNI and the Host header,
-    so TLS verification and virtual hosting keep working while the socket goes to the IP we
-    checked — no second DNS lookup an attacker could rebind.
-    """
-
-    def __init__(self, allow_hosts: frozenset[str], resolver: netguard.Resolver) -> None:
-        self._allow_hosts = allow_hosts
-        self._resolver = resolver
-        self._sync = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        ips = netguard.check_host(host, port, allow_hosts=self._allow_hosts, resolver=self._resolver)
-        last_exc: Exception | None = None
-        for ip in ips:
-            try:
-                stream = self._sync.connect_tcp(
-                    ip,
-                    port,
-                    timeout=_clamp(timeout, exc=httpcore.ConnectTimeout),
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_exc = exc  # try the next vetted address, like socket.create_connection does
-                continue
-            return _DeadlineStream(stream)
-        assert last_exc is not None
-        raise last_exc
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        raise netguard.BlockedAddressError("unix sockets are not fetchable", reason="scheme")
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, allow_hosts: frozenset[str], resolver: netguard.Resolver) -> None:
-        # trust_env=False: an environment proxy would make the proxy, not us, resolve the
-        # target and the guard would be bypassed.
-        super().__init__(trust_env=False, retries=0)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=_GuardedBackend(allow_hosts, resolver),
-        )
 
 
 class HostLimiter:
@@ -318,7 +204,7 @@ class Fetcher:
         self._resolver: netguard.Resolver = resolver if resolver is not None else socket.getaddrinfo
         self._limiter = HostLimiter(policy.per_host_concurrency, policy.min_host_interval)
         self._client = httpx.Client(
-            transport=_GuardedTransport(self._allow_hosts, self._resolver),
+            transport=GuardedTransport(self._allow_hosts, self._resolver),
             follow_redirects=False,
             trust_env=False,
             headers={"User-Agent": policy.user_agent, "Accept-Encoding": "gzip, deflate"},
@@ -356,7 +242,7 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        token = _deadline.set(deadline)
+        token = fetch_deadline.set(deadline)
         try:
             current = url
             redirects: list[str] = []
@@ -379,7 +265,7 @@ class Fetcher:
                     continue
                 break
         finally:
-            _deadline.reset(token)
+            fetch_deadline.reset(token)
 
         content_type = _media_type(resp_headers.get("content-type"))
         not_modified = resp_status == 304
@@ -557,3 +443,31 @@ def _looks_binary(head: bytes) -> bool:
         return False  # BOM: UTF-8/16 text
     control = sum(1 for b in head if b < 9 or 13 < b < 32)
     return b"\x00" in head or control / len(head) > 0.1
+
+
+def read_page_file(path: str | Path, max_bytes: int) -> bytes:
+    """A saved page (plain or gzip, told by its magic bytes) under the fetcher's own limits:
+    at most ``max_bytes`` on disk and at most ``max_bytes`` once inflated (a gzip bomb stops at
+    the cap, never in memory). Raises FetchError(too_large | network) with a one-line message."""
+    path = Path(path)
+    url = path.as_uri() if path.is_absolute() else str(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FetchError(url, "too_large", f"file is {size} bytes, over the cap of {max_bytes} bytes (NEWSMON_MAX_BYTES)")
+    with path.open("rb") as fh:
+        head = fh.read(2)
+        if head != b"\x1f\x8b":
+            return head + fh.read(max_bytes)
+        fh.seek(0)
+        decoder = _BoundedDecoder("gzip", max_bytes)
+        parts: list[bytes] = []
+        try:
+            while chunk := fh.read(64 * 1024):
+                parts.append(decoder.feed(chunk))
+        except OverflowError:
+            raise FetchError(url, "too_large", f"inflates past the cap of {max_bytes} bytes (NEWSMON_MAX_BYTES)") from None
+        except zlib.error as exc:
+            raise FetchError(url, "network", f"not a valid gzip file: {exc}") from None
+        if not decoder._obj.eof:
+            raise FetchError(url, "network", "not a valid gzip file: truncated (the compressed stream ends early)")
+    return b"".join(parts)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from monitor.errors import NewsmonError
+
 __all__ = [
     "BlockedAddressError",
     "IPAddress",
@@ -53,7 +55,7 @@ _EXTRA_FORBIDDEN: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tu
 )
 
 
-class BlockedAddressError(Exception):
+class BlockedAddressError(NewsmonError):
     """A URL or host was refused by the guard.
 
     ``reason`` is one of ``"scheme"`` (not http/https), ``"invalid"`` (no usable host, or the

@@ -32,7 +32,7 @@ def ingest_pass(app: App, pipeline: Pipeline, *, only_config_feeds: bool, due_on
 
 def drain_index(app: App) -> DrainResult:
     try:
-        return drain_outbox(app.db, app.backend)
+        return drain_outbox(app.db, app.backend, max_attempts=app.settings.outbox_max_attempts)
     except Exception as exc:  # the index is derived data: a broken backend must not fail ingest
         log.warning("search index not updated (%s); the outbox keeps the articles", exc)
         return DrainResult(error=str(exc))

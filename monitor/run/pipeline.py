@@ -27,11 +27,12 @@ from sqlalchemy.exc import IntegrityError
 from monitor.clustering.store import Clusterer
 from monitor.config import FeedConfig, FeedsConfig, Settings
 from monitor.storage.db import Database
-from monitor.stages.extract import MIN_TEXT_CHARS, ExtractedPage, ExtractionError, extract_page
+from monitor.stages.extract import MIN_TEXT_CHARS, ExtractedPage, ExtractionError, extract_page, page_html
 from monitor.net.fetch import FetchError, Fetcher, FetchPolicy, FetchResult
 from monitor.storage.models import Feed, FetchAttempt, utcnow
 from monitor.stages.parse import FeedEntry, FeedParseError, ParsedFeed, parse_feed
-from monitor.stages.sanitize import html_to_text, sanitize_html, text_to_html
+from monitor.stages.sanitize import html_to_text, sanitize_html
+from monitor.run import metrics
 from monitor.run.scheduling import next_fetch_time
 from monitor.storage.articles import ArticleCandidate, known_article_id, save_article
 from monitor.clustering.engine import ClusterSettings, Features, compute_features
@@ -398,6 +399,7 @@ class Pipeline:
         with self.db.session() as s:
             self._write_attempts(s)
             outcome = save_article(s, cand, self.clusterer.assign)
+        metrics.article_saved(outcome.status)
         if outcome.status == "new":
             summary.new_articles += 1
             run.new_articles += 1
@@ -408,6 +410,7 @@ class Pipeline:
 
     def _record(self, feed_id, kind, url, result: FetchResult | None, outcome, error_kind=None, error=None, status=None):
         """Queue a fetch-attempt row; it is written with the next transaction (no commit of its own)."""
+        metrics.fetch_recorded(kind, outcome, result.elapsed_ms if result is not None else None, error_kind)
         self._attempts.append(FetchAttempt(
             feed_id=feed_id, kind=kind, url=url[:2048], outcome=outcome, error_kind=error_kind,
             error=(error or None) and str(error)[:2000],
@@ -429,7 +432,7 @@ def build_candidate(entry: FeedEntry, link: str | None, result: FetchResult | No
     feed_summary = html_to_text(entry.summary_html) if entry.summary_html else ""
     page_text = page.text if page is not None else ""
     if len(page_text) >= MIN_TEXT_CHARS or (page_text and len(page_text) >= max(len(feed_content), len(feed_summary))):
-        text, text_source, html = page_text, "page", text_to_html(page_text)
+        text, text_source, html = page_text, "page", page_html(result.content, result.headers.get("content-type"))
     elif feed_content:
         text, text_source, html = feed_content, "feed-content", sanitize_html(entry.content_html)
     elif feed_summary:

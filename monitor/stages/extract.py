@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import htmldate
 import trafilatura
@@ -20,14 +20,19 @@ from lxml import etree
 from trafilatura.settings import use_config
 from trafilatura.utils import load_html
 
+from monitor.errors import NewsmonError
+from monitor.stages.dates import parse_datetime
+
 # A page yielding less than this is a paywall, a consent wall or an index page: prefer the
 # feed's own text when that is longer.
 MIN_TEXT_CHARS = 250
 MAX_TREE_SIZE = 200_000  # elements; bounds the cost of pathological pages
 
-_CONFIG = use_config()
-_CONFIG.set("DEFAULT", "max_tree_size", str(MAX_TREE_SIZE))
-_CONFIG.set("DEFAULT", "extensive_date_search", "off")
+TRAFILATURA_CONFIG = use_config()
+TRAFILATURA_CONFIG.set("DEFAULT", "max_tree_size", str(MAX_TREE_SIZE))
+TRAFILATURA_CONFIG.set("DEFAULT", "extensive_date_search", "off")
+# The mode we extract bodies in; tests and benchmarks compare against trafilatura in this same mode.
+TRAFILATURA_OPTIONS = {"include_comments": False, "fast": True, "config": TRAFILATURA_CONFIG}
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,6 @@ class ExtractedPage:
     title: str | None
     text: str
     published: datetime | None  # UTC; midnight when the page only gives a day
-    published_has_time: bool
     author: str | None
     language: str | None
     site_name: str | None
@@ -43,7 +47,7 @@ class ExtractedPage:
     description: str | None
 
 
-class ExtractionError(Exception):
+class ExtractionError(NewsmonError):
     """The bytes are not a page we can extract anything from."""
 
 
@@ -101,27 +105,6 @@ def _ld_author(value) -> str | None:
     return _clean(value, 300) if isinstance(value, str) else None
 
 
-def _parse_datetime(value: str | None, now: datetime) -> tuple[datetime | None, bool]:
-    if not value or not isinstance(value, str):
-        return None, False
-    value = value.strip()
-    has_time = len(value) > 10 and "T" in value[:11] or " " in value[8:11]
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            parsed = datetime.combine(date.fromisoformat(value[:10]), time(0))
-            has_time = False
-        except ValueError:
-            return None, False
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    parsed = parsed.astimezone(timezone.utc)
-    if parsed > now + timedelta(days=2) or parsed.year < 1990:
-        return None, False  # a date in the future (or prehistory) is a parsing accident
-    return parsed, has_time
-
-
 def _page_language(tree, meta: dict[str, str]) -> str | None:
     for value in (tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang"),
                   meta.get("og:locale"), meta.get("content-language"), meta.get("language")):
@@ -165,13 +148,13 @@ def extract_page(html: bytes | str, url: str, *, now: datetime | None = None, fi
     ld = _json_ld(tree)
     title = _title(tree, meta, ld)
     canonical = next((link.get("href") for link in tree.xpath('//link[@rel="canonical"][@href]')), None) or meta.get("og:url")
-    published, has_time = None, False
+    published = None
     for key in _DATE_META:
-        published, has_time = _parse_datetime(meta.get(key), now)
+        published = parse_datetime(meta.get(key), now=now)
         if published:
             break
     if published is None:
-        published, has_time = _parse_datetime(ld.get("datePublished"), now)
+        published = parse_datetime(ld.get("datePublished"), now=now)
     author = _ld_author(ld.get("author")) or next(
         (_clean(meta[k], 300) for k in _AUTHOR_META if meta.get(k) and not meta[k].startswith("http")), None)
     language = _page_language(tree, meta)
@@ -183,9 +166,9 @@ def extract_page(html: bytes | str, url: str, *, now: datetime | None = None, fi
                                        max_date=(now + timedelta(days=1)).strftime("%Y-%m-%d"))
         except (ValueError, TypeError):
             found = None
-        published, has_time = _parse_datetime(found, now)
+        published = parse_datetime(found, now=now)
     try:
-        doc = trafilatura.bare_extraction(tree, url=url, include_comments=False, fast=True, config=_CONFIG)
+        doc = trafilatura.bare_extraction(tree, url=url, **TRAFILATURA_OPTIONS)
     except (ValueError, TypeError, etree.LxmlError) as exc:
         raise ExtractionError(f"extraction failed: {exc}") from exc
     text = _drop_repeated_headline((doc.text or "").strip(), title) if doc is not None else ""
@@ -193,10 +176,34 @@ def extract_page(html: bytes | str, url: str, *, now: datetime | None = None, fi
         title=title,
         text=text,
         published=published,
-        published_has_time=has_time,
         author=author,
         language=language,
         site_name=site_name,
         canonical_url=canonical.strip() if canonical else None,
         description=description,
     )
+
+
+MAX_KEPT_HTML_CHARS = 5_000_000
+
+
+def page_html(content: bytes, content_type_header: str | None = None) -> str:
+    """The page as text, to keep beside the article for re-extraction (`newsmon extract --article`).
+
+    The declared charset wins; otherwise trafilatura's own detection (the one extraction uses).
+    Raw and unsanitised: never render it, re-extract it.
+    """
+    from trafilatura.utils import decode_file
+
+    charset = None
+    if content_type_header and "charset=" in content_type_header.lower():
+        charset = content_type_header.lower().split("charset=", 1)[1].split(";")[0].strip(" \"'")
+    text = None
+    if charset:
+        try:
+            text = content.decode(charset, errors="replace")
+        except LookupError:
+            text = None
+    if text is None:
+        text = decode_file(content)
+    return text.replace("\x00", "")[:MAX_KEPT_HTML_CHARS]

@@ -17,6 +17,8 @@ import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
 from monitor.config import FeedConfig
+from monitor.errors import NewsmonError
+from monitor.stages.xmlguard import decoded_dtd
 
 __all__ = ["OpmlError", "export_opml", "import_opml", "MAX_OPML_BYTES", "MAX_OPML_FEEDS"]
 
@@ -25,7 +27,7 @@ MAX_OPML_FEEDS = 5000
 _NS = "https://newsmon.invalid/opml"  # namespace for our own attributes; never fetched
 
 
-class OpmlError(ValueError):
+class OpmlError(NewsmonError, ValueError):
     """The OPML document cannot be imported; the message says why."""
 
 
@@ -60,6 +62,9 @@ def import_opml(data: bytes | str) -> list[FeedConfig]:
         raise OpmlError("empty OPML document")
     if len(data) > MAX_OPML_BYTES:
         raise OpmlError(f"OPML document too large ({len(data)} bytes; limit {MAX_OPML_BYTES})")
+    codec = decoded_dtd(data, any_doctype=True)
+    if codec is not None:
+        raise OpmlError(f"unsafe XML refused (a DTD in {codec}: DTDs and entities are not allowed in OPML)")
     try:
         root = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:

@@ -6,16 +6,17 @@ JSON Feed (which feedparser 6.0.x does not read) through a small parser here.
 Trust: everything in a `FeedEntry` is UNTRUSTED. In particular `summary_html` and `content_html`
 are the feed's HTML *unsanitised* (feedparser's sanitiser is turned off: it costs ~2.7x parse time
 and the HTML is sanitised with nh3 wherever it is shown). Never render them without sanitising.
-Titles, authors and categories are plain text (tags stripped, entities decoded), capped in length.
+Titles and authors are plain text (tags stripped, entities decoded), capped in length.
 Links are absolute http(s) URLs resolved against the feed URL, or None.
 
 Hostile XML, decided here before feedparser sees the bytes:
-- Entity declarations: a DOCTYPE is removed before parsing (feedparser would keep "safe-looking"
-  internal entities, which still allows quadratic-blowup expansion). References to entities it
-  declared are then undefined and stay literal text; nothing is expanded, no external entity is
-  ever fetched or read (feedparser also disables external general entities in its SAX parser).
-  If `<!ENTITY` still appears after that (malformed DOCTYPE, declarations outside it, or a
-  UTF-16/32 document, which we do not rewrite), the feed is refused with `FeedParseError`.
+- DTDs: a feed with an internal DTD subset (`<!DOCTYPE x [...]>`) or any markup declaration
+  (`<!ENTITY`, `<!ELEMENT`, ...) before its root element is refused with `FeedParseError`
+  (entity expansion: billion laughs, quadratic blowup; external entities). The check runs on the
+  bytes and again on the text decoded in every encoding the document may be read in (its BOM or
+  first-bytes family — UTF-16/32, EBCDIC —, its declared encoding, the HTTP charset), so an
+  EBCDIC or UTF-32 DTD is refused too. A DOCTYPE that only names an external DTD (RSS 0.91) is
+  dropped, never fetched; feedparser also disables external entities in its SAX parser.
 - Entries: at most `MAX_ENTRIES` are read; longer feeds are cut before feedparser sees them
   (parsing 10,000 entries would take seconds) and `bozo_error` says so.
 - Field lengths are capped (`MAX_*`); an over-long link is dropped rather than cut.
@@ -27,13 +28,17 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
-from feedparser.datetimes import _parse_date
+
+from monitor.errors import NewsmonError
+from monitor.stages.dates import parse_datetime, plausible
+
+from monitor.stages.xmlguard import decoded_dtd
 
 __all__ = ["FeedEntry", "ParsedFeed", "FeedParseError", "parse_feed", "MAX_ENTRIES"]
 
@@ -44,12 +49,9 @@ MAX_AUTHOR = 300
 MAX_URL = 4096
 MAX_SUMMARY = 100_000
 MAX_CONTENT = 2_000_000
-MAX_CATEGORIES = 50
-MAX_CATEGORY = 200
-FUTURE_TOLERANCE = timedelta(days=2)
 
 
-class FeedParseError(Exception):
+class FeedParseError(NewsmonError):
     """The bytes are not a usable feed (not a feed at all, or broken with nothing recoverable)."""
 
 
@@ -60,9 +62,8 @@ class FeedEntry:
     title: str
     summary_html: str | None  # UNTRUSTED HTML
     content_html: str | None  # UNTRUSTED HTML (content:encoded / atom:content / JSON content_html)
-    published: datetime | None  # UTC-aware; None when absent or more than 2 days in the future
+    published: datetime | None  # UTC-aware; None when absent or implausible (dates.plausible)
     author: str | None
-    categories: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -101,7 +102,7 @@ def parse_feed(
     if _looks_like_json(content, hdrs.get("content-type", "")):
         return _parse_json_feed(content, base, now)
 
-    data, notes = _defuse(content)
+    data, notes = _defuse(content, _charset(hdrs.get("content-type", "")))
     hdrs["content-location"] = base  # feedparser's base URI for relative links
     # With any headers present feedparser treats a missing Content-Type as an error; the XML
     # media type without charset lets the XML declaration / BOM decide the encoding (RFC 7303).
@@ -145,36 +146,35 @@ _FIRST_ELEMENT = re.compile(rb"<\w")
 _ENTRY_START = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?(?:item|entry)(?=[\s>/])")
 
 
+_REFUSED = ("feed has a DTD (<!DOCTYPE ... [...]> or <!ENTITY>); refused: DTDs can expand entities "
+            "(billion laughs) or reference files")
 def _is_wide(content: bytes) -> bool:
     """UTF-16/32 (by BOM or NUL bytes among the first four): byte-level scans do not apply."""
     head = content[:4]
     return head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head
 
 
-def _defuse(content: bytes) -> tuple[bytes, list[str]]:
+def _defuse(content: bytes, http_charset: str | None = None) -> tuple[bytes, list[str]]:
     notes: list[str] = []
+    codec = decoded_dtd(content, http_charset, skip_ascii_compatible=True)
+    if codec is not None:
+        raise FeedParseError(f"{_REFUSED} (in {codec})")
     if _is_wide(content):
-        for codec in ("utf-32", "utf-16", "utf-16-le", "utf-16-be"):
-            try:
-                text = content.decode(codec)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            text = content.decode("utf-16-le", "ignore")
-        if re.search(r"<!ENTITY", text, re.IGNORECASE):
-            raise FeedParseError("feed declares XML entities (<!ENTITY>); refused as a possible entity-expansion attack")
         return content, notes
 
     span = _prolog_doctype(content)
     if span is not None:
+        if span[2]:
+            raise FeedParseError(_REFUSED)
+        # A DOCTYPE that only names an external DTD (RSS 0.91 feeds carry one) is dropped; it
+        # is never fetched.
         content = content[: span[0]] + content[span[1]:]
     # What feedparser treats as the document head (up to the first element) must now be free of
     # declarations; anything left means a DOCTYPE we could not delimit or one hidden in a comment.
     first = _FIRST_ELEMENT.search(content)
     head = content[: first.start() + 1] if first else content
     if _ENTITY_DECL.search(head) or _DOCTYPE.search(head):
-        raise FeedParseError("feed declares XML entities (<!ENTITY>); refused as a possible entity-expansion attack")
+        raise FeedParseError(_REFUSED)
 
     # Cut over-long feeds before parsing; the cut is mid-document, so the parser reports the
     # feed as broken and keeps the entries before it (recorded in bozo_error).
@@ -188,9 +188,9 @@ def _defuse(content: bytes) -> tuple[bytes, list[str]]:
     return content, notes
 
 
-def _prolog_doctype(data: bytes) -> tuple[int, int] | None:
-    """(start, end) of the DOCTYPE declaration in the prolog, skipping the XML declaration,
-    processing instructions and comments; None when the prolog has none."""
+def _prolog_doctype(data: bytes) -> tuple[int, int, bool] | None:
+    """(start, end, has internal subset) of the DOCTYPE declaration in the prolog, skipping the
+    XML declaration, processing instructions and comments; None when the prolog has none."""
     i = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     n = len(data)
     while i < n:
@@ -201,10 +201,10 @@ def _prolog_doctype(data: bytes) -> tuple[int, int] | None:
         elif data.startswith(b"<!--", i):
             j = data.find(b"-->", i + 4)
         elif data[i : i + 9].upper() == b"<!DOCTYPE":
-            end = _doctype_end(data, i + 9)
-            if end is None:
+            found = _doctype_end(data, i + 9)
+            if found is None:
                 raise FeedParseError("malformed DOCTYPE declaration (never closed)")
-            return i, end
+            return i, found[0], found[1]
         else:
             return None  # the root element (or junk): the prolog is over
         if j < 0:
@@ -213,9 +213,11 @@ def _prolog_doctype(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _doctype_end(data: bytes, i: int) -> int | None:
-    """Index just past the DOCTYPE that starts before `i`, skipping quoted strings, comments and [..]."""
+def _doctype_end(data: bytes, i: int) -> tuple[int, bool] | None:
+    """(index just past the DOCTYPE that starts before `i`, whether it has an internal subset
+    [...]), skipping quoted strings and comments."""
     depth = 0
+    subset = False
     n = len(data)
     while i < n:
         c = data[i]
@@ -233,10 +235,11 @@ def _doctype_end(data: bytes, i: int) -> int | None:
             continue
         if c == 0x5B:  # [
             depth += 1
+            subset = True
         elif c == 0x5D:  # ]
             depth = max(0, depth - 1)
         elif c == 0x3E and depth == 0:  # >
-            return i + 1
+            return i + 1, subset
         i += 1
     return None
 
@@ -248,6 +251,14 @@ def _doctype_end(data: bytes, i: int) -> int | None:
 _TAG = re.compile(r"<[^>]*>")
 _WS = re.compile(r"\s+")
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _charset(content_type: str) -> str | None:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset" and value.strip(" \"'"):
+            return value.strip(" \"'")
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -311,7 +322,7 @@ def _date(entry: Mapping[str, Any], now: datetime) -> datetime | None:
                 dt = datetime(*t[:6], tzinfo=timezone.utc)
             except (TypeError, ValueError, OverflowError):
                 continue
-            return None if dt > now + FUTURE_TOLERANCE else dt
+            return dt if plausible(dt, now) else None
     return None
 
 
@@ -338,11 +349,6 @@ def _entry(e: Mapping[str, Any], base: str, now: datetime) -> FeedEntry:
         best = next((c for c in contents if "html" in (c.get("type") or "")), contents[0])
         content_html = _html(best.get("value"), best.get("type"), MAX_CONTENT)
     summary_detail = e.get("summary_detail") or {}
-    categories = []
-    for tag in (e.get("tags") or [])[: MAX_CATEGORIES * 2]:
-        term = _text(tag.get("term") or tag.get("label"), MAX_CATEGORY)
-        if term and term not in categories:
-            categories.append(term)
     guid = _text(e.get("id"), MAX_URL) or None
     return FeedEntry(
         guid=guid,
@@ -352,7 +358,6 @@ def _entry(e: Mapping[str, Any], base: str, now: datetime) -> FeedEntry:
         content_html=content_html,
         published=_date(e, now),
         author=_text(e.get("author"), MAX_AUTHOR) or None,
-        categories=categories[:MAX_CATEGORIES],
     )
 
 
@@ -433,10 +438,9 @@ def _parse_json_feed(content: bytes, base: str, now: datetime) -> ParsedFeed:
         summary = item.get("summary") if isinstance(item.get("summary"), str) else None
         published = None
         for key in ("date_published", "date_modified"):
-            published = _iso_date(item.get(key), now)
+            published = parse_datetime(item.get(key), now=now)
             if published is not None or item.get(key):
                 break
-        tags = item.get("tags") if isinstance(item.get("tags"), list) else []
         ident = item.get("id")
         entries.append(
             FeedEntry(
@@ -447,7 +451,6 @@ def _parse_json_feed(content: bytes, base: str, now: datetime) -> ParsedFeed:
                 content_html=content_html[:MAX_CONTENT] if content_html else None,
                 published=published,
                 author=(_json_authors(item) or feed_authors),
-                categories=[t for t in (_text(x, MAX_CATEGORY) for x in tags if isinstance(x, str)) if t][:MAX_CATEGORIES],
             )
         )
     notes = f"more than {MAX_ENTRIES} entries; only the first {MAX_ENTRIES} were read" if len(items) > MAX_ENTRIES else None
@@ -469,20 +472,3 @@ def _json_authors(obj: Mapping[str, Any]) -> str | None:
     joined = ", ".join(n for n in names if n)
     return joined[:MAX_AUTHOR] or None
 
-
-def _iso_date(value: Any, now: datetime) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    s = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    try:
-        dt = datetime.fromisoformat(s)
-    except ValueError:
-        # RFC 3339 variants fromisoformat rejects: fall back to feedparser's date parser.
-        t = _parse_date(value)
-        if not t:
-            return None
-        dt = datetime(*t[:6], tzinfo=timezone.utc)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    dt = dt.astimezone(timezone.utc)
-    return None if dt > now + FUTURE_TOLERANCE else dt

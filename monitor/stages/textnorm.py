@@ -32,7 +32,7 @@ _CHAR_MAP = str.maketrans(
 _WS = re.compile(r"\s+")
 # A word: letters/digits, possibly joined by an apostrophe or a dot/comma inside
 # a number ("U.S" stays two words, "1.5" and "800,000" stay one).
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*(?:[.,]\d+)*")
+WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*(?:[.,]\d+)*")
 
 
 def straighten(text: str) -> str:
@@ -57,16 +57,16 @@ def hash_of_straight(straight: str) -> str:
 
 def words_of_straight(straight: str) -> list[str]:
     """`words` of a text already passed through `straighten`."""
-    return _WORD.findall(straight.casefold())
+    return WORD.findall(straight.casefold())
 
 
 def words(text: str, max_words: int | None = None) -> list[str]:
     """Case-folded word tokens of `text` (punctuation dropped), at most `max_words`."""
     norm = normalize(text)
     if max_words is None:
-        return _WORD.findall(norm)
+        return WORD.findall(norm)
     out = []
-    for m in _WORD.finditer(norm):
+    for m in WORD.finditer(norm):
         out.append(m.group())
         if len(out) >= max_words:
             break
@@ -121,7 +121,3 @@ def shingle_hashes(tokens: list[str], k: int) -> np.ndarray:
     """Sorted unique 32-bit hashes of the word k-grams of `tokens` (a shingle set)."""
     return np.unique(shingle_sequence(tokens, k))
 
-
-def paragraphs(text: str) -> list[str]:
-    """Non-empty lines/paragraphs of `text` (extractors emit one paragraph per line or per blank-line block)."""
-    return [p for p in straighten(text).split("\n") if p.strip()]

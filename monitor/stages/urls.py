@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from courlan import normalize_url
 
+from monitor.errors import NewsmonError
+
 # courlan strips the common trackers; these are the ones news sites add on top of them.
 _EXTRA_TRACKING = re.compile(
     r"^(utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|igshid|yclid|_ga|_gl|"
@@ -22,7 +24,7 @@ _EXTRA_TRACKING = re.compile(
 )
 
 
-class InvalidURLError(ValueError):
+class InvalidURLError(NewsmonError, ValueError):
     """The string is not an absolute http(s) URL."""
 
 

@@ -14,10 +14,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.errors import NewsmonError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-class DatabaseError(Exception):
+class DatabaseError(NewsmonError):
     """The database cannot be opened, reached or migrated."""
 
 

@@ -134,7 +134,9 @@ class Article(Base):
     guid: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
-    html: Mapped[str | None] = mapped_column(Text)  # sanitised with nh3
+    # The page as fetched (raw: re-extract it, never render it), or the feed's HTML sanitised with
+    # nh3; cleared after NEWSMON_KEEP_HTML_DAYS by `newsmon prune`.
+    html: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)
     text_source: Mapped[str] = mapped_column(String(20))  # page | feed-content | feed-summary
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
@@ -200,15 +202,6 @@ class OutboxEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-
-
-class Meta(Base):
-    """Small key/value facts about this database (e.g. when the index was last rebuilt)."""
-
-    __tablename__ = "meta"
-
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,3 +282,23 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- ops: index dead letters -----------------------------------------------------------------
+
+
+class IndexDeadLetter(Base):
+    """An outbox entry the search backend kept rejecting: parked here with its error.
+
+    `newsmon status` lists them; `newsmon index --retry-dead` puts them back in the outbox.
+    """
+
+    __tablename__ = "index_dead_letters"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    article_id: Mapped[int] = mapped_column(IdType, index=True)
+    op: Mapped[str] = mapped_column(String(10))  # upsert | delete
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dead_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)

@@ -1,7 +1,7 @@
 """digest: saved searches, subscriptions, deliveries
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0008
 Create Date: 2026-12-02 18:40:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import monitor.storage.models
 
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

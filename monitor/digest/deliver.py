@@ -410,5 +410,5 @@ class DigestSender:
         return [self.send_confirmation(i, now=now) for i in ids]
 
 
-class _LostClaim(Exception):
-    pass
+class _LostClaim(DigestError):
+    """Our lease on a delivery was taken over before the hand-over: the other worker sends it."""

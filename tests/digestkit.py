@@ -3,7 +3,7 @@ stored articles and stories indexed into the embedded search backend."""
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import email
 import re
 import socket
@@ -123,7 +123,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 class WebServer:
     """The digest router on a minimal FastAPI app, served by uvicorn on 127.0.0.1 in a thread."""
 
-    def __init__(self, app, port: int | None = None):
+    def __init__(self, app, port: int | None = None, **router_options):
         import uvicorn
         from fastapi import FastAPI
 
@@ -131,7 +131,7 @@ class WebServer:
 
         self.port = port or free_port()
         api = FastAPI()
-        api.include_router(digest_router(app))
+        api.include_router(digest_router(app, **router_options))
         self.server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=self.port, log_level="warning",
                                                     lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -193,7 +193,7 @@ def seed(app, plans: list[StoryPlan], *, fetched: datetime) -> list[int]:
                             title=plan.headline if k == 0 else f"{plan.headline} ({source})",
                             text=f"{plan.text} Reported by {source}.", summary=f"<p>{plan.text}</p><script>x()</script>",
                             text_source="page", published_at=when - timedelta(minutes=30 - k), fetched_at=when + timedelta(seconds=k),
-                            source=source, content_hash=f"{slug}-{k}-{source}")
+                            source=source, content_hash=hashlib.sha256(f"{slug}-{k}-{source}".encode()).hexdigest())
                 s.add(a)
                 s.flush()
                 for t in plan.topics:

@@ -161,3 +161,34 @@ def test_tampered_expired_and_wrong_purpose_tokens_are_refused(digest_world):
     assert _list()[0]["state"] == "pending"
     with pytest.raises(tokens.TokenExpired):
         tokens.read_token(app.settings.secret, tokens.CONFIRM, expired)
+
+
+def test_logged_in_user_saves_a_search_and_admin_sees_paused_subscriptions(newsmon_env, smtp_server, monkeypatch):
+    for k, v in digest_environment(newsmon_env, smtp_server).items():
+        monkeypatch.setenv(k, v)
+    app = App.from_env()
+    # The web UI supplies its login; here a header stands in for its session (the router's hook).
+    web = WebServer(app, current_user=lambda r: r.headers.get("x-user"),
+                    is_admin=lambda r: r.headers.get("x-user") == "admin").start()
+    try:
+        with httpx.Client(base_url=web.base) as browser:
+            page = browser.get("/digest/subscribe", params={"q": "NATO"})
+            token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+            form = {"q": "NATO summit", "topic": "nato", "name": "Summit watch", "csrf_token": token}
+            assert browser.post("/digest/searches", data=form).status_code == 401
+            assert browser.post("/digest/searches", data={**form, "csrf_token": "x"}, headers={"x-user": "ana"}).status_code == 403
+            bad = browser.post("/digest/searches", data={**form, "name": "a\r\nBcc: b"}, headers={"x-user": "ana"})
+            assert bad.status_code == 400 and "one line" in bad.text
+            ok = browser.post("/digest/searches", data=form, headers={"x-user": "ana"})
+            assert ok.status_code == 201
+        searches = json.loads(invoke("digest", "searches", "--json").output)
+        assert [(x["id"], x["name"], x["query"], x["owner"]) for x in searches] == [(ok.json()["id"], "Summit watch", "NATO summit", "ana")]
+        assert invoke("digest", "subscribe", "p@example.org", "--search-id", str(ok.json()["id"])).exit_code == 0
+        assert invoke("digest", "pause", "1", "--reason", "550 mailbox unavailable").exit_code == 0
+        assert httpx.get(web.base + "/digest/status", headers={"x-user": "ana"}).status_code == 403
+        status = httpx.get(web.base + "/digest/status", headers={"x-user": "admin"}).json()
+        assert status["subscriptions"] == {"pending": 0, "active": 0, "paused": 1, "unsubscribed": 0}
+        assert status["paused"] == [{"id": 1, "email": "p@example.org", "reason": "550 mailbox unavailable"}]
+    finally:
+        web.stop()
+        app.close()

@@ -187,15 +187,17 @@ class DigestSender:
         """Rows left in `sending` by a dead process become `uncertain` (never resent automatically)."""
         n = 0
         with self.db.session() as s:
-            for row in s.scalars(select(Delivery).where(Delivery.state == "sending")):
-                if row.lease_until < now or _owner_is_dead(row.claimed_by):
-                    row.state = "uncertain"
-                    row.error = (f"the sender ({row.claimed_by}) stopped after handing the message to the mail "
-                                 f"server and before recording the result; not resent (Message-ID {row.message_id})")
-                    row.finished_at = now
-                    log.warning("digest delivery %s (subscription %s, %s) is uncertain: %s",
-                                row.id, row.subscription_id, row.local_day, row.error)
-                    n += 1
+            stale = [(r.id, r.claimed_by, r.message_id) for r in s.scalars(select(Delivery).where(Delivery.state == "sending"))
+                     if r.lease_until < now or _owner_is_dead(r.claimed_by)]
+            for row_id, owner, mid in stale:
+                error = (f"the sender ({owner}) stopped after handing the message to the mail server and before "
+                         f"recording the result; not resent (Message-ID {mid})")
+                # Conditional on the state we read, so a sender finishing right now keeps its `sent`.
+                changed = s.execute(update(Delivery).where(Delivery.id == row_id, Delivery.state == "sending")
+                                    .values(state="uncertain", error=error, finished_at=now)).rowcount
+                if changed:
+                    log.warning("digest delivery %s is uncertain: %s", row_id, error)
+                    n += changed
         return n
 
     # ---------------------------------------------------------------- claim
@@ -243,12 +245,14 @@ class DigestSender:
             return Outcome(sub.id, sub.email, day, "busy", "already sent, in progress elsewhere, or waiting to retry")
         try:
             return self._deliver_claimed(row.id, now)
-        except BaseException:
-            # Anything unexpected before the hand-over: give the claim back for a later try.
+        except BaseException as exc:
+            # Anything unexpected before the hand-over: give the claim back for a later try
+            # (after the hand-over the row stays `sending` and becomes uncertain: never resent).
             with self.db.session() as s:
                 s.execute(update(Delivery).where(Delivery.id == row.id, Delivery.state == "claimed",
                                                  Delivery.claimed_by == self.worker_id)
-                          .values(state="retry", next_attempt_at=now + timedelta(minutes=1), error="internal error"))
+                          .values(state="retry", claimed_by=None, next_attempt_at=now + timedelta(minutes=1),
+                                  error=f"internal error: {type(exc).__name__}: {exc}"[:500]))
             raise
 
     def window_start(self, s, sub: Subscription, day: date, end: datetime) -> datetime:
@@ -406,5 +410,5 @@ class DigestSender:
         return [self.send_confirmation(i, now=now) for i in ids]
 
 
-class _LostClaim(Exception):
-    pass
+class _LostClaim(DigestError):
+    """Our lease on a delivery was taken over before the hand-over: the other worker sends it."""

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
@@ -44,10 +46,45 @@ def subscribe_form(request: Request, response: Response, *, secret: str | None, 
         sources=sources or [], name=name, hour=hour, tz=tz, zones=zones, email=email))
 
 
-def digest_router(app) -> APIRouter:
-    """Routes bound to one `monitor.app.App` (settings, database, search backend)."""
+def digest_router(app, *, current_user=None, is_admin=None) -> APIRouter:
+    """Routes bound to one `monitor.app.App` (settings, database, search backend).
+
+    `current_user(request) -> str | None` is the web UI's login (when given, POST /digest/searches
+    saves a search for that user); `is_admin(request) -> bool` guards GET /digest/status.
+    """
     router = APIRouter(prefix="/digest", tags=["digest"])
     secret = app.settings.secret
+
+    if current_user is not None:
+        @router.post("/searches")
+        async def save_search(request: Request):
+            user = current_user(request)
+            if not user:
+                return _page("Please log in", "Saving a search needs an account.", status=401, ok=False)
+            form = await request.form()
+            try:
+                csrf.check(secret, str(form.get(csrf.FIELD) or ""), request.cookies.get(csrf.COOKIE))
+            except TokenError as exc:
+                return _page("Form expired", str(exc), status=403, ok=False)
+            spec = SearchSpec(query=str(form.get("q") or ""), topics=[str(t) for t in form.getlist("topic")],
+                              sources=[str(t) for t in form.getlist("source")],
+                              languages=[str(t) for t in form.getlist("language")],
+                              name=str(form.get("name") or "").strip() or None)
+            try:
+                search_id = await run_in_threadpool(service.save_search, app, spec, owner=user)
+            except InvalidInput as exc:
+                return _page("Please check the form", str(exc), status=400, ok=False)
+            return JSONResponse({"id": search_id}, status_code=201)
+
+    if is_admin is not None:
+        @router.get("/status")
+        def status(request: Request):
+            if not is_admin(request):
+                return JSONResponse({"error": "admin only"}, status_code=403)
+            from monitor.digest.status import digest_status
+
+            with app.db.session() as s:
+                return JSONResponse(json.loads(json.dumps(digest_status(s).as_dict(), default=str)))
 
     @router.get("/confirm", response_class=HTMLResponse)
     def confirm(token: str = "") -> HTMLResponse:

@@ -64,6 +64,22 @@ class SecurityHeaders:
 DIGEST_PUBLIC_PATHS = ("/digest/confirm", "/digest/unsubscribe")
 
 
+
+def _digest_routes(ctx):
+    """The digest's routes, given the web UI's login so signed-in users can save searches."""
+    from monitor.digest.web import digest_router
+
+    def user_email(request):
+        user = current_user(request)
+        return user.email if user else None
+
+    def is_admin(request):
+        user = current_user(request)
+        return bool(user and user.is_admin)
+
+    return digest_router(ctx, current_user=user_email, is_admin=is_admin)
+
+
 def _wants_json(request: Request) -> bool:
     path = request.url.path
     return path.startswith("/api/") or path.endswith((".json", ".jsonl", ".csv", ".atom"))
@@ -152,11 +168,10 @@ def create_app(ctx, *, extra_routers: Sequence[APIRouter] = (), public_paths: It
         log.warning("search backend failed: %s", exc)
         return _error(request, 503, f"the search index is not answering right now: {exc}")
 
-    from monitor.digest.web import digest_router
     from monitor.web import routes_admin, routes_api, routes_auth, routes_export, routes_pages
 
     for router in (routes_pages.router, routes_api.router, routes_api.health_router, routes_export.router,
-                   routes_auth.router, routes_admin.router, digest_router(ctx), *extra_routers):
+                   routes_auth.router, routes_admin.router, _digest_routes(ctx), *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

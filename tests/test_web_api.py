@@ -445,7 +445,7 @@ def test_timeline_axis_labels_sit_at_their_values():
 def test_search_page_offers_the_digest_for_this_search(client):
     page = client.get("/", params={"q": "NATO", "topic": "nato"})
     assert page.status_code == 200
-    form = re.search(r'<form method="get" action="/extra/subscribe".*?</form>', page.text, re.S)
+    form = re.search(r'<form method="get" action="/digest/subscribe".*?</form>', page.text, re.S)
     assert form, "the search page has no subscribe form"
     assert 'name="q" value="NATO"' in form.group(0) and 'name="topic" value="nato"' in form.group(0)
     # The digest's own form page is served by the same app, prefilled, with its CSRF token, under the CSP.

@@ -449,7 +449,7 @@ def test_search_page_offers_the_digest_for_this_search(client):
     assert form, "the search page has no subscribe form"
     assert 'name="q" value="NATO"' in form.group(0) and 'name="topic" value="nato"' in form.group(0)
     # The digest's own form page is served by the same app, prefilled, with its CSRF token, under the CSP.
-    sub = client.get("/extra/subscribe", params={"q": "NATO", "topic": "nato", "email": "r@example.org"})
+    sub = client.get("/digest/subscribe", params={"q": "NATO", "topic": "nato", "email": "r@example.org"})
     assert sub.status_code == 200
     assert 'value="r@example.org"' in sub.text and 'value="NATO"' in sub.text and "csrf" in sub.text
     assert "<style" not in sub.text and "style=" not in sub.text  # the CSP allows no inline styles

@@ -136,7 +136,7 @@ def _stories_corpus(n: int, seed: int) -> list[SearchDocument]:
             id=str(i), url=f"https://x.org/{i}", title=" ".join(rng.sample(words, 2)),
             text=" ".join(rng.choices(words, k=12)), source=rng.choice(["a.com", "b.com", "c.com"]),
             language=rng.choice(["en", "de"]), topics=rng.sample(["nato", "aid", "trade"], rng.randint(0, 2)),
-            published_at=datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=rng.randrange(60 * 24 * 60)),
+            published_at=datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(60 * 24 * 60 * 60)),  # distinct: no ties in date order
             story_id=story, is_duplicate=rng.random() < 0.1))
     return out
 

@@ -58,6 +58,8 @@ def draining(app: App, every: float) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
+        # One last drain on the way out, so what was stored since the last turn is not left waiting.
+        metrics.index_refused(drain_index(app).rejected)
 
 
 def drain_index(app: App) -> DrainResult:

@@ -75,7 +75,7 @@ class _TickLog:
         if d["feeds_ok"] or d["feeds_failed"] or d["feeds_not_modified"]:
             log.warning("tick: feeds %d ok / %d not modified / %d failed; %d new articles, %d duplicates",
                         d["feeds_ok"], d["feeds_not_modified"], d["feeds_failed"], d["new_articles"], d["duplicates"],
-                        extra={"event": "tick", **d})
+                        extra={"event": "pass", "seconds": round(time.monotonic() - self.started, 3), **d})
         self.last = IngestSummary(**{k: v for k, v in s.as_dict().items() if k != "failed_feeds"})
         s.failed_feeds.clear()  # the loop runs for weeks: do not keep every failure message
         now = time.monotonic()

@@ -72,3 +72,11 @@ def week_start_day(day: int) -> int:
 
 def day_from_epoch(day: int) -> date:
     return _EPOCH + timedelta(days=day)
+
+
+def last_per_id(docs) -> list[SearchDocument]:
+    """The batch with one document per id, the last one winning (an article updated twice in one drain)."""
+    latest: dict[str, SearchDocument] = {}
+    for d in docs:
+        latest[d.id] = d
+    return list(latest.values())

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from .backend import (FACET_FIELDS, MARK_CLOSE, MARK_OPEN, BackendUnavailable, Hit, SearchBackendError,
                       SearchResults, TimelineBucket, fill_timeline, plain_snippet, render_snippet,
                       strip_marks, validate_facet_fields)
-from .documents import SearchDocument, day_from_epoch, epoch_day, epoch_seconds
+from .documents import SearchDocument, day_from_epoch, epoch_day, epoch_seconds, last_per_id
 from .query import (And, Node, Not, Or, Phrase, QuerySyntaxError, SearchQuery, Term, is_negative_only,
                     time_bounds)
 
@@ -247,10 +247,7 @@ class FTS5Backend:
         """Insert or replace documents by id; durable when this returns (committed to the WAL)."""
         if not docs:
             return
-        latest: dict[str, SearchDocument] = {}
-        for d in docs:
-            latest[d.id] = d  # last one wins inside a batch
-        batch = list(latest.values())
+        batch = last_per_id(docs)
         ids = [d.id for d in batch]
         try:
             with self._write() as con:

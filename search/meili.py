@@ -26,7 +26,7 @@ from meilisearch.errors import (MeilisearchApiError, MeilisearchCommunicationErr
 from .backend import (FACET_FIELDS, MARK_CLOSE, MARK_OPEN, BackendUnavailable, Hit, SearchBackendError,
                       SearchResults, TimelineBucket, fill_timeline, plain_snippet, render_snippet,
                       strip_marks, validate_facet_fields)
-from .documents import SearchDocument, day_from_epoch, epoch_day, epoch_seconds, week_start_day
+from .documents import SearchDocument, day_from_epoch, epoch_day, epoch_seconds, last_per_id, week_start_day
 from .query import (Node, Not, Phrase, SearchQuery, Term, UnsupportedQuery, time_bounds, to_dnf)
 
 __all__ = ["MeiliBackend", "SETTINGS", "to_meili_document", "meili_id", "article_id_from_meili",
@@ -279,8 +279,7 @@ class MeiliBackend:
 
     def upsert(self, docs: Sequence[SearchDocument]) -> None:
         """Add or replace documents; returns once every task has succeeded."""
-        latest = {d.id: d for d in docs}
-        payload = [to_meili_document(d) for d in latest.values()]
+        payload = [to_meili_document(d) for d in last_per_id(docs)]
         self._add(self.uid, payload)
 
     def _add(self, uid: str, payload: list[dict[str, Any]]) -> None:

@@ -37,7 +37,7 @@ from tantivy import FieldType, Occur, Order, Query, SnippetGenerator
 from .backend import (FACET_FIELDS, MARK_CLOSE, MARK_OPEN, BackendUnavailable, Hit, SearchBackendError,
                       SearchResults, TimelineBucket, fill_timeline, plain_snippet, render_snippet,
                       strip_marks, validate_facet_fields)
-from .documents import SearchDocument, day_from_epoch, epoch_day, epoch_seconds
+from .documents import SearchDocument, day_from_epoch, epoch_day, epoch_seconds, last_per_id
 from .query import Node, SearchQuery, is_negative_only, time_bounds
 from .tantivy_query import (NO_DATE, TOKENIZER, Translator, analyzers, article_schema, story_hash,
                             story_schema)
@@ -363,10 +363,7 @@ class TantivyBackend:
         """Insert or replace documents by id; durable (committed) when this returns."""
         if not docs:
             return
-        latest: dict[str, SearchDocument] = {}
-        for d in docs:
-            latest[d.id] = d  # last one wins inside a batch
-        batch = list(latest.values())
+        batch = last_per_id(docs)
         with self._locked():
             gen = self._live()
             self._apply(gen, batch, [])

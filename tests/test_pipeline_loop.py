@@ -243,3 +243,27 @@ def test_a_page_that_kills_its_extraction_process_twice_is_recorded_and_the_rest
     monkeypatch.setattr(pipeline, "_extract_in_worker", REAL_EXTRACT)
     again = _ingest(_feeds_file(tmp_path, site_server.base), "--workers", "2")
     assert again["feeds_failed"] == 0
+
+
+def test_a_background_job_that_raises_runs_again_at_its_next_turn():
+    import threading
+
+    from monitor.run.ingest import every_in_thread
+
+    calls: list[int] = []
+    done = threading.Event()
+    stop = threading.Event()
+
+    def job() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("mail server away")
+        done.set()
+
+    thread = every_in_thread("test-job", 0.05, job, stop)
+    try:
+        assert done.wait(5), "the job was not run again after raising"
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive() and len(calls) >= 2

@@ -16,8 +16,6 @@ from monitor.cli.common import CliError, echo_json, guard, open_app
 @guard
 def serve(host: str, port: int, feeds: str | None) -> None:
     """Serve the web UI and the JSON API (/api/v1, /docs) until stopped."""
-    import uvicorn
-
     from monitor.web import create_app
 
     app_ctx = open_app(feeds)

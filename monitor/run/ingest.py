@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -42,24 +43,42 @@ def ingest_pass(app: App, pipeline: Pipeline, *, only_config_feeds: bool, due_on
     return PassResult(summary, drain_index(app))
 
 
+def every_in_thread(name: str, seconds: float, job: Callable[[], None], stop: threading.Event, *,
+                    at_once: bool = True) -> threading.Thread:
+    """Run `job` every `seconds` on a daemon thread until `stop` is set (first run now, or after
+    one interval); a failing run is logged and the next one happens at its turn."""
+
+    def loop() -> None:
+        if not at_once and stop.wait(seconds):
+            return
+        while not stop.is_set():
+            try:
+                job()
+            except Exception:
+                log.exception("%s failed; trying again in %.0f s", name, seconds)
+            stop.wait(seconds)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 @contextmanager
 def draining(app: App, every: float) -> Iterator[None]:
     """Send the index outbox to the search backend every `every` seconds while the block runs."""
     stop = threading.Event()
 
-    def loop() -> None:
-        while not stop.wait(every):
-            metrics.index_refused(drain_index(app).rejected)
+    def drain() -> None:
+        metrics.index_refused(drain_index(app).rejected)
 
-    thread = threading.Thread(target=loop, name="index-drain", daemon=True)
-    thread.start()
+    thread = every_in_thread("index-drain", every, drain, stop, at_once=False)
     try:
         yield
     finally:
         stop.set()
         thread.join()
         # One last drain on the way out, so what was stored since the last turn is not left waiting.
-        metrics.index_refused(drain_index(app).rejected)
+        drain()
 
 
 def drain_index(app: App) -> DrainResult:

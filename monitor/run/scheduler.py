@@ -25,7 +25,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 
 from sqlalchemy import update
@@ -33,7 +32,7 @@ from sqlalchemy import update
 from monitor.app import App
 from monitor.run import metrics
 from monitor.run.feedsync import sync_feeds
-from monitor.run.ingest import draining
+from monitor.run.ingest import draining, every_in_thread
 from monitor.run.pipeline import IngestSummary, Pipeline
 from monitor.run.scheduling import FeedClaims, release_leases
 from monitor.storage.models import Feed
@@ -83,22 +82,6 @@ class _TickLog:
         self.started = now
 
 
-def _every_in_thread(name: str, seconds: float, job: Callable[[], None], stop: threading.Event) -> threading.Thread:
-    """Run `job` now and then every `seconds` on its own daemon thread until `stop` is set."""
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                job()
-            except Exception:  # a failing job is logged and tried again at its next turn
-                log.exception("%s job failed; trying again in %.0f s", name, seconds)
-            stop.wait(seconds)
-
-    thread = threading.Thread(target=loop, name=name, daemon=True)
-    thread.start()
-    return thread
-
-
 def run_scheduler(app: App, *, workers: int = 1, tick_seconds: int = 60, stop_event: threading.Event | None = None,
                   on_feed_done=None, http_address: str | None = None) -> None:
     ops = None
@@ -128,7 +111,7 @@ def run_scheduler(app: App, *, workers: int = 1, tick_seconds: int = 60, stop_ev
     pipeline.every(HOUSEKEEPING_EVERY, lambda: housekeeping(app, pipeline))
     from monitor.digest.job import DigestJob
 
-    digests = _every_in_thread("digests", DIGEST_EVERY, DigestJob(app), stop)
+    digests = every_in_thread("digests", DIGEST_EVERY, DigestJob(app), stop)
     log.warning("newsmon scheduler started (up to %d feeds and %d pages at once, %d extraction worker(s))",
                 pipeline.feed_threads, pipeline.page_threads, workers)
     started = time.monotonic()

@@ -191,13 +191,8 @@ def article_detail(session: Session, article_id: int) -> dict[str, Any] | None:
         "story_id": a.story_id, "story_headline": story.headline if story else None,
         "story_size": story.article_count if story else None,
         "story_method": a.story_method, "story_score": a.story_score, "why": a.cluster_explanation,
-        "topics": topic_explanations(session, a.id),
+        "topics": article_topics(session, a.id),
     }
-
-
-def topic_explanations(session: Session, article_id: int) -> list[dict[str, Any]]:
-    """The topics of an article and why each was given (score, one-line reason, the tagger's record)."""
-    return article_topics(session, article_id)
 
 
 def feed_health(session: Session, now) -> list[dict[str, Any]]:

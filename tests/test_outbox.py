@@ -145,7 +145,8 @@ def test_status_shows_dead_letters_and_index_retries_them(newsmon_env, tmp_path)
     db = Database(newsmon_env["DATABASE_URL"])
     try:
         ids = _store(db, 5, poison={2})
-        backend = RejectingFTS5(newsmon_env["SEARCH_URL"].removeprefix("sqlite:///"))
+        # Only the dead letter matters here; the CLI below then retries into the configured backend.
+        backend = RejectingFTS5(str(tmp_path / "rejecting.sqlite"))
         backend.setup()
         drain_outbox(db, backend, max_attempts=1)
         backend.close()

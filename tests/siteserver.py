@@ -291,6 +291,8 @@ class _Handler(BaseHTTPRequestHandler):
             etag_match = inm is not None and ETAG_VALUE in [t.strip() for t in inm.split(",")]
             if etag_match or (inm is None and ims == ETAG_LAST_MODIFIED):
                 self._send(304, b"", {k: v for k, v in headers.items() if k != "Content-Type"})
+            elif "ttl" in q:  # the feed's own <ttl>, which a later 304 must still honour
+                self._send(200, SMALL_FEED.replace(b"</description>", f"</description><ttl>{int(q['ttl'])}</ttl>".encode()), headers)
             else:
                 self._send(200, SMALL_FEED, headers)
         elif name == "retry-after":

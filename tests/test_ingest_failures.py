@@ -100,6 +100,25 @@ def test_conditional_get_304_is_not_a_failure(site_server, newsmon_env, tmp_path
     assert inm[-1] and "newsmon-etag" in inm[-1]
 
 
+def test_a_304_keeps_the_feeds_own_ttl_as_the_floor_of_its_interval(site_server, newsmon_env, tmp_path):
+    url = site_server.url("/bad/etag?ttl=240")   # the default interval is 30 minutes
+    feeds = feeds_yaml(tmp_path, url)
+    assert ingest(feeds)["feeds_ok"] == 1
+    after_200 = feed_row(newsmon_env, url)
+    assert after_200.ttl_minutes == 240
+    assert after_200.next_fetch_at >= datetime.now(timezone.utc) + timedelta(minutes=235)
+    db = Database(newsmon_env["DATABASE_URL"])
+    try:
+        with db.session() as s:   # due now, as if the four hours had passed
+            s.scalar(select(Feed).where(Feed.url == url)).next_fetch_at = datetime.now(timezone.utc)
+    finally:
+        db.close()
+    assert ingest(feeds)["feeds_not_modified"] == 1
+    after_304 = feed_row(newsmon_env, url)
+    assert after_304.ttl_minutes == 240
+    assert after_304.next_fetch_at >= datetime.now(timezone.utc) + timedelta(minutes=235)
+
+
 def _feed_with_links(server, *links: str) -> str:
     items = "".join(
         f"<item><title>Item {i} on NATO</title><link>{link}</link><guid>g{i}-{abs(hash(link))}</guid>"

@@ -608,9 +608,11 @@ class Pipeline:
                 feed.unchanged_streak += 1
             feed.etag = result.etag or (feed.etag if result.not_modified else None)
             feed.last_modified = result.last_modified or (feed.last_modified if result.not_modified else None)
+            if run.parsed is not None:
+                feed.ttl_minutes = run.parsed.ttl_minutes
             feed.next_fetch_at = next_fetch_time(
                 run.started_at or now, feed.interval_minutes, failures=0, soft=False, retry_after=None,
-                unchanged_streak=feed.unchanged_streak, ttl_minutes=run.parsed.ttl_minutes if run.parsed else None,
+                unchanged_streak=feed.unchanged_streak, ttl_minutes=feed.ttl_minutes,
             )
             feed.claimed_by = feed.claimed_until = None
         self._forget(run)

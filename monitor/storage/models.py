@@ -84,6 +84,9 @@ class Feed(Base):
     last_new_article_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     unchanged_streak: Mapped[int] = mapped_column(Integer, default=0)
+    # The feed's own <ttl> from its last full answer: a 304 carries no body, and must not
+    # bring the next fetch sooner than the publisher asked.
+    ttl_minutes: Mapped[int | None] = mapped_column(Integer)
     last_status: Mapped[str | None] = mapped_column(String(40))
     last_error: Mapped[str | None] = mapped_column(Text)
     bozo_error: Mapped[str | None] = mapped_column(Text)

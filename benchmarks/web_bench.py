@@ -1,4 +1,4 @@
-"""Benchmark the web UI and JSON API over the embedded backend (SQLite store + FTS5 index).
+"""Benchmark the web UI and JSON API over the embedded defaults (SQLite store + the default index, Tantivy).
 
 Builds N synthetic articles (the search benchmark's generator) in both the store and the index,
 then measures, in one run and for the same query mix:
@@ -47,14 +47,14 @@ def settings_for(home: Path):
 
 
 def build(home: Path, n: int, words: int) -> None:
-    """Articles, stories and topics in the store; the same documents in the FTS5 index."""
+    """Articles, stories and topics in the store; the same documents in the default search index."""
     from sqlalchemy import insert
 
     from monitor.app import App
     from monitor.storage.models import Article, ArticleTopic, Story
     make_docs = search_bench().make_docs
 
-    docs, _ = make_docs(n, words)
+    docs = list(make_docs(n, words))
     for d in docs:  # the store's story ids are integers (the first article's id)
         d.story_id = d.story_id[1:] if d.story_id else None
     app = App(settings_for(home))
@@ -145,7 +145,7 @@ def latency(home: Path, repeats: int, count: int) -> None:
     web = create_app(app)
     web.state.known_topics = TOPICS
     rng = random.Random(11)
-    vocab = vocabulary(random.Random(7), 30_000)
+    vocab = sb.corpus_vocabulary()
     queries = [to_params(q) for kind, q in make_queries(rng, vocab, count) if kind == "search"]
     timer = ServerTimer(web)
     client = TestClient(timer)

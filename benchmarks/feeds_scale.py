@@ -154,30 +154,36 @@ def one_run(base_url: str, origins: list[str], faults: set[int], urls: list[str]
         admin.dispose()
 
 
-def scenario(base_url: str, args, faulty: float) -> dict[int, Result]:
+@dataclass
+class Farm:
+    faulty: float
+    proc: subprocess.Popen
+    origins: list[str]
+    faults: set[int]
+    urls: list[str]
+
+
+def start_farm(args, faulty: float) -> Farm:
     hosts = tuple(f"127.0.0.{k}" for k in range(1, args.hosts + 1))
-    # The faulty feeds get loopback addresses of their own in both scenarios' numbering (none
-    # are used when all feeds are healthy), so the healthy feeds sit on the same hosts either way.
+    # The faulty feeds get loopback addresses of their own (none are used when all feeds are
+    # healthy), so the healthy feeds sit on the same hosts in both scenarios.
     faulty_hosts = tuple(f"127.0.0.{k}" for k in range(args.hosts + 1, args.hosts + 1 + args.faulty_hosts)) if faulty else ()
-    farm = subprocess.Popen([sys.executable, "-c", FARM.format(root=str(ROOT), feeds=args.feeds, items=args.items, faulty=faulty,
+    proc = subprocess.Popen([sys.executable, "-c", FARM.format(root=str(ROOT), feeds=args.feeds, items=args.items, faulty=faulty,
                                                                hosts=hosts, faulty_hosts=faulty_hosts, latency=args.latency)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        origins = farm.stdout.readline().split()
-        faults = {int(x) for x in farm.stdout.readline().split()}
-        urls = farm.stdout.readline().split()
-        results: dict[int, list[Result]] = {}
-        for _ in range(args.repeat):
-            for n in args.workers:
-                r = one_run(base_url, origins, faults, urls, args, n)
-                results.setdefault(n, []).append(r)
-                print(f"  faulty={faulty:.0%} workers={n}: {r.wall:6.1f} s wall, {r.cpu:6.1f} s CPU, "
-                      f"{r.feeds_per_s:6.2f} healthy feeds/s, {r.articles_per_s:7.1f} articles/s, "
-                      f"peak RSS {', '.join(f'{m:.0f}' for m in r.rss_mb)} MB", flush=True)
-        return {n: min(rs, key=lambda r: abs(r.wall - statistics.median(x.wall for x in rs))) for n, rs in results.items()}
-    finally:
-        farm.stdin.close()
-        farm.wait(timeout=30)
+    origins = proc.stdout.readline().split()
+    faults = {int(x) for x in proc.stdout.readline().split()}
+    urls = proc.stdout.readline().split()
+    return Farm(faulty, proc, origins, faults, urls)
+
+
+def stop_farm(farm: Farm) -> None:
+    farm.proc.stdin.close()
+    farm.proc.wait(timeout=30)
+
+
+def median_run(rs: list[Result]) -> Result:
+    return min(rs, key=lambda r: abs(r.wall - statistics.median(x.wall for x in rs)))
 
 
 def main() -> None:
@@ -199,10 +205,27 @@ def main() -> None:
     base_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     if not base_url.startswith(("postgres://", "postgresql")):
         raise SystemExit("feeds_scale needs PostgreSQL: set DATABASE_URL=postgresql://…")
-    print(f"{args.feeds} feeds x {args.items} items on {args.hosts} loopback hosts (+{args.faulty_hosts} for the faulty feeds), {args.latency}s latency per request, "
-          f"per worker {args.feed_fetches} feed + {args.page_fetches} page fetches at once; workers {args.workers}")
-    healthy = scenario(base_url, args, 0.0)
-    faulty = scenario(base_url, args, args.faulty)
+    print(f"{args.feeds} feeds x {args.items} items on {args.hosts} loopback hosts (+{args.faulty_hosts} for the faulty feeds), "
+          f"{args.latency}s latency per request, per worker {args.feed_fetches} feed + {args.page_fetches} page fetches at once; "
+          f"workers {args.workers}", flush=True)
+    farms = [start_farm(args, 0.0), start_farm(args, args.faulty)]
+    results: dict[tuple[float, int], list[Result]] = {}
+    try:
+        # Healthy and faulty runs alternate per worker count, so that an interrupted benchmark
+        # still has matching pairs and both sides of a ratio see similar machine load.
+        for _ in range(args.repeat):
+            for n in args.workers:
+                for farm in farms:
+                    r = one_run(base_url, farm.origins, farm.faults, farm.urls, args, n)
+                    results.setdefault((farm.faulty, n), []).append(r)
+                    print(f"  faulty={farm.faulty:.0%} workers={n}: {r.wall:6.1f} s wall, {r.cpu:6.1f} s CPU, "
+                          f"{r.feeds_per_s:6.2f} healthy feeds/s, {r.articles_per_s:7.1f} articles/s, "
+                          f"peak RSS {', '.join(f'{m:.0f}' for m in r.rss_mb)} MB", flush=True)
+    finally:
+        for farm in farms:
+            stop_farm(farm)
+    healthy = {n: median_run(results[(0.0, n)]) for n in args.workers}
+    faulty = {n: median_run(results[(args.faulty, n)]) for n in args.workers}
     one = args.workers[0]
     print("\nworkers | healthy: feeds/s  articles/s  x vs 1 | faulty: healthy feeds/s  x vs 1  vs healthy | CPU s (h/f) | peak RSS MB")
     for n in args.workers:

@@ -24,6 +24,12 @@ healthy throughput: an artefact of the farm, not of the loop.
 NEWSMON_PAGE_FETCHES) so that one worker is bound by the network waits, not by this machine's
 CPU: that is the case where N workers should give N×. Needs DATABASE_URL=postgresql://…
 (default: the local test database).
+
+Duration: with the defaults one worker is capped at 4 pages / 0.25 s = 16 articles/s, so
+1000 × 20 takes ~25 min per 1-worker run and the whole table (2 scenarios × 1, 2, 3 workers)
+1.5–2 h on a 2-core machine. Healthy and faulty runs alternate, so an interrupted run still gives
+pairs; run nothing else CPU-heavy beside it (a test suite started mid-run slowed the faulty run
+by a third, which reads as a fault effect).
 """
 
 from __future__ import annotations

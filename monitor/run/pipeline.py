@@ -168,6 +168,7 @@ class Extraction:
     pool: int  # generation of the process pool it was submitted to
     retried: bool = False
     running_since: float | None = None  # when the loop first saw it handed to a child (its deadline runs from then)
+    submitted_at: float = 0.0
 
 
 @dataclass(eq=False)
@@ -663,6 +664,7 @@ class Pipeline:
             job.pool = self._pool_generation
             fut = self.extractor.submit(_extract_in_worker, *args)
         job.running_since = None
+        job.submitted_at = time.monotonic()
         self._pending[fut] = job
         self._extracting += 1
 
@@ -692,18 +694,27 @@ class Pipeline:
         for fut, job in self._pending.items():
             if type(job) is not Extraction:
                 continue
-            if job.running_since is None:
+            if job.running_since is None and fut.running():
                 # A pool hands a call to its children's queue (running()) just before a child
                 # takes it, so the deadline starts about when the extraction does.
-                if fut.running():
-                    job.running_since = now
-            elif stuck is None and now - job.running_since > self.extract_timeout:
+                job.running_since = now
+            # Backstop: a call never handed to a child (its pool was killed before it could
+            # answer, or its children never started) gets twice the time from its submission.
+            deadline = job.running_since + self.extract_timeout if job.running_since is not None else job.submitted_at + 2 * self.extract_timeout
+            if stuck is None and now > deadline:
                 stuck = (fut, job)
         if stuck is None:
             return
         fut, job = stuck
         del self._pending[fut]
         self._extracting -= 1
+        if job.pool != self._pool_generation:
+            # Its pool was already replaced and never answered for it: retried once, as for a dead process.
+            if not job.retried:
+                job.retried = True
+                job.pool = self._pool_generation
+                self._submit_extraction(job)
+                return
         log.warning("extraction of %s still running after %g s (NEWSMON_EXTRACT_TIMEOUT): killing its process pool, starting a new one",
                     job.link, self.extract_timeout)
         self._replace_pool(job.pool, kill=True)

@@ -11,12 +11,25 @@ the same scenario, the faulty/healthy ratio for the same worker count, CPU secon
 workers beside wall seconds, and each worker's peak RSS (goal ≤ 300 MB).
 
     .venv/bin/python benchmarks/feeds_scale.py [--feeds 1000] [--items 20] [--workers 1,2,3]
-        [--latency 0.25] [--feed-fetches 4] [--page-fetches 4] [--hosts 8] [--repeat 1]
+        [--latency 0.25] [--feed-fetches 4] [--page-fetches 4] [--hosts 8] [--faulty-hosts 32] [--repeat 1]
+
+The faulty feeds live on loopback addresses of their own (127.0.0.N+1 …, `--faulty-hosts`), the
+healthy ones on 127.0.0.1 … N in both scenarios, placed the same way: on the real web a faulty
+feed is a faulty site, and a worker keeps at most NEWSMON_HOST_CONCURRENCY (2) requests in
+flight per host, a hanging one included. With faulty and healthy feeds mixed on the same hosts,
+hanging requests held the healthy feeds' host slots and the faulty run measured 0.34x the
+healthy throughput: an artefact of the farm, not of the loop.
 
 `--feed-fetches/--page-fetches` cap each worker's concurrency (NEWSMON_FEED_FETCHES /
 NEWSMON_PAGE_FETCHES) so that one worker is bound by the network waits, not by this machine's
 CPU: that is the case where N workers should give N×. Needs DATABASE_URL=postgresql://…
 (default: the local test database).
+
+Duration: with the defaults one worker is capped at 4 pages / 0.25 s = 16 articles/s, so
+1000 × 20 takes ~25 min per 1-worker run and the whole table (2 scenarios × 1, 2, 3 workers)
+1.5–2 h on a 2-core machine. Healthy and faulty runs alternate, so an interrupted run still gives
+pairs; run nothing else CPU-heavy beside it (a test suite started mid-run slowed the faulty run
+by a third, which reads as a fault effect).
 """
 
 from __future__ import annotations
@@ -47,9 +60,10 @@ FARM = """
 import sys, time
 sys.path.insert(0, {root!r})
 from tests.feedfarm import FeedFarm
-farm = FeedFarm({feeds}, {items}, faulty={faulty}, hosts={hosts!r}, latency={latency})
+farm = FeedFarm({feeds}, {items}, faulty={faulty}, hosts={hosts!r}, faulty_hosts={faulty_hosts!r}, latency={latency})
 print(" ".join(farm.origins), flush=True)
 print(" ".join(str(i) for i in sorted(farm.faults)), flush=True)
+print(" ".join(farm.feed_url(i) for i in range({feeds})), flush=True)
 sys.stdin.read()
 """
 
@@ -84,7 +98,7 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def one_run(base_url: str, origins: list[str], faults: set[int], args, workers: int) -> Result:
+def one_run(base_url: str, origins: list[str], faults: set[int], urls: list[str], args, workers: int) -> Result:
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(normalise_url(base_url))
     with admin.begin() as conn:
@@ -92,7 +106,6 @@ def one_run(base_url: str, origins: list[str], faults: set[int], args, workers: 
     url = f"{normalise_url(base_url)}{'&' if '?' in base_url else '?'}options=-csearch_path%3D{schema}"
     tmp = Path(tempfile.mkdtemp(prefix="newsmon-scale-"))
     try:
-        urls = [f"{origins[i % len(origins)]}/f/{i}.xml" for i in range(args.feeds)]
         feeds_file = tmp / "feeds.yaml"
         feeds_file.write_text("defaults: {interval_minutes: 600}\nfeeds:\n" + "".join(f"  - url: {u}\n" for u in urls))
         db = Database(url)
@@ -147,26 +160,36 @@ def one_run(base_url: str, origins: list[str], faults: set[int], args, workers: 
         admin.dispose()
 
 
-def scenario(base_url: str, args, faulty: float) -> dict[int, Result]:
+@dataclass
+class Farm:
+    faulty: float
+    proc: subprocess.Popen
+    origins: list[str]
+    faults: set[int]
+    urls: list[str]
+
+
+def start_farm(args, faulty: float) -> Farm:
     hosts = tuple(f"127.0.0.{k}" for k in range(1, args.hosts + 1))
-    farm = subprocess.Popen([sys.executable, "-c", FARM.format(root=str(ROOT), feeds=args.feeds, items=args.items, faulty=faulty,
-                                                               hosts=hosts, latency=args.latency)],
+    # The faulty feeds get loopback addresses of their own (none are used when all feeds are
+    # healthy), so the healthy feeds sit on the same hosts in both scenarios.
+    faulty_hosts = tuple(f"127.0.0.{k}" for k in range(args.hosts + 1, args.hosts + 1 + args.faulty_hosts)) if faulty else ()
+    proc = subprocess.Popen([sys.executable, "-c", FARM.format(root=str(ROOT), feeds=args.feeds, items=args.items, faulty=faulty,
+                                                               hosts=hosts, faulty_hosts=faulty_hosts, latency=args.latency)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        origins = farm.stdout.readline().split()
-        faults = {int(x) for x in farm.stdout.readline().split()}
-        results: dict[int, list[Result]] = {}
-        for _ in range(args.repeat):
-            for n in args.workers:
-                r = one_run(base_url, origins, faults, args, n)
-                results.setdefault(n, []).append(r)
-                print(f"  faulty={faulty:.0%} workers={n}: {r.wall:6.1f} s wall, {r.cpu:6.1f} s CPU, "
-                      f"{r.feeds_per_s:6.2f} healthy feeds/s, {r.articles_per_s:7.1f} articles/s, "
-                      f"peak RSS {', '.join(f'{m:.0f}' for m in r.rss_mb)} MB", flush=True)
-        return {n: min(rs, key=lambda r: abs(r.wall - statistics.median(x.wall for x in rs))) for n, rs in results.items()}
-    finally:
-        farm.stdin.close()
-        farm.wait(timeout=30)
+    origins = proc.stdout.readline().split()
+    faults = {int(x) for x in proc.stdout.readline().split()}
+    urls = proc.stdout.readline().split()
+    return Farm(faulty, proc, origins, faults, urls)
+
+
+def stop_farm(farm: Farm) -> None:
+    farm.proc.stdin.close()
+    farm.proc.wait(timeout=30)
+
+
+def median_run(rs: list[Result]) -> Result:
+    return min(rs, key=lambda r: abs(r.wall - statistics.median(x.wall for x in rs)))
 
 
 def main() -> None:
@@ -177,6 +200,8 @@ def main() -> None:
     ap.add_argument("--faulty", type=float, default=0.3)
     ap.add_argument("--latency", type=float, default=0.25, help="seconds the farm waits before each answer")
     ap.add_argument("--hosts", type=int, default=8, help="loopback addresses 127.0.0.1..N used as hosts")
+    ap.add_argument("--faulty-hosts", type=int, default=32,
+                    help="further loopback addresses, after the regular ones, that serve only the faulty feeds")
     ap.add_argument("--feed-fetches", type=int, default=4)
     ap.add_argument("--page-fetches", type=int, default=4)
     ap.add_argument("--startup", type=float, default=12.0, help="seconds left to the workers to start before feeds fall due")
@@ -186,10 +211,27 @@ def main() -> None:
     base_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     if not base_url.startswith(("postgres://", "postgresql")):
         raise SystemExit("feeds_scale needs PostgreSQL: set DATABASE_URL=postgresql://…")
-    print(f"{args.feeds} feeds x {args.items} items on {args.hosts} loopback hosts, {args.latency}s latency per request, "
-          f"per worker {args.feed_fetches} feed + {args.page_fetches} page fetches at once; workers {args.workers}")
-    healthy = scenario(base_url, args, 0.0)
-    faulty = scenario(base_url, args, args.faulty)
+    print(f"{args.feeds} feeds x {args.items} items on {args.hosts} loopback hosts (+{args.faulty_hosts} for the faulty feeds), "
+          f"{args.latency}s latency per request, per worker {args.feed_fetches} feed + {args.page_fetches} page fetches at once; "
+          f"workers {args.workers}", flush=True)
+    farms = [start_farm(args, 0.0), start_farm(args, args.faulty)]
+    results: dict[tuple[float, int], list[Result]] = {}
+    try:
+        # Healthy and faulty runs alternate per worker count, so that an interrupted benchmark
+        # still has matching pairs and both sides of a ratio see similar machine load.
+        for _ in range(args.repeat):
+            for n in args.workers:
+                for farm in farms:
+                    r = one_run(base_url, farm.origins, farm.faults, farm.urls, args, n)
+                    results.setdefault((farm.faulty, n), []).append(r)
+                    print(f"  faulty={farm.faulty:.0%} workers={n}: {r.wall:6.1f} s wall, {r.cpu:6.1f} s CPU, "
+                          f"{r.feeds_per_s:6.2f} healthy feeds/s, {r.articles_per_s:7.1f} articles/s, "
+                          f"peak RSS {', '.join(f'{m:.0f}' for m in r.rss_mb)} MB", flush=True)
+    finally:
+        for farm in farms:
+            stop_farm(farm)
+    healthy = {n: median_run(results[(0.0, n)]) for n in args.workers}
+    faulty = {n: median_run(results[(args.faulty, n)]) for n in args.workers}
     one = args.workers[0]
     print("\nworkers | healthy: feeds/s  articles/s  x vs 1 | faulty: healthy feeds/s  x vs 1  vs healthy | CPU s (h/f) | peak RSS MB")
     for n in args.workers:

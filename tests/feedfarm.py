@@ -4,7 +4,15 @@
 `/p/<i>/<j>.html` (an article page with generated, distinct text) on one or several loopback
 addresses (127.0.0.x only; feed i lives on host i % len(hosts)). A `faulty` share of the feeds
 misbehave, cycling through FAULTS: hang 25 s before answering, trickle a byte every 0.5 s,
-answer 500, send garbage, redirect in a loop, or stream an endless body. Every request is
+answer 500, send garbage, redirect in a loop, or stream an endless body.
+
+`faulty_hosts=("127.0.0.9", ...)` puts the faulty feeds on hosts of their own (the k-th faulty
+feed on faulty_hosts[k % len(faulty_hosts)]); the healthy feeds stay where they would be without
+faults (host i % len(hosts)), so a run with and without faults places the healthy feeds the same
+way. Why: on the real web a faulty feed is a faulty site, and a worker allows only
+NEWSMON_HOST_CONCURRENCY requests in flight per host, a slow one included; with faulty and healthy
+feeds mixed on one host, the hanging requests hold the healthy feeds' host slots, which measures
+a farm artefact rather than the loop. Every request is
 logged with its arrival time and User-Agent (tests give each worker its own), so tests can say
 which worker fetched what and when. Every slow route is bounded in time; threads are daemons.
 
@@ -47,20 +55,25 @@ class FeedFarm:
     """See the module docstring."""
 
     def __init__(self, feeds: int, items: int, *, faulty: float = 0.0, hosts: tuple[str, ...] = ("127.0.0.1",),
-                 latency: float = 0.0, seed: int = 7) -> None:
-        for host in hosts:
+                 faulty_hosts: tuple[str, ...] = (), latency: float = 0.0, seed: int = 7) -> None:
+        overlap = set(hosts) & set(faulty_hosts)
+        if overlap:
+            raise ValueError(f"faulty_hosts must differ from hosts: {sorted(overlap)}")
+        for host in (*hosts, *faulty_hosts):
             if not host.startswith("127."):
                 raise ValueError(f"loopback addresses only, not {host}")
         self.n_feeds, self.items, self.latency, self.seed = feeds, items, latency, seed
         # Faulty feeds spread evenly over the range (Bresenham), each kind in turn.
         picked = [i for i in range(feeds) if int((i + 1) * faulty) > int(i * faulty)]
         self.faults: dict[int, str] = {i: FAULTS[k % len(FAULTS)] for k, i in enumerate(picked)}
+        self._faulty_rank = {i: k for k, i in enumerate(picked)}
         self.hits: list[Hit] = []
         self._lock = threading.Lock()
         self._servers: list[ThreadingHTTPServer] = []
-        self.origins: list[str] = []
+        self.origins: list[str] = []  # the regular hosts' origins, then the faulty hosts'
+        self._n_regular = len(hosts)
         port = 0
-        for host in hosts:
+        for host in (*hosts, *faulty_hosts):
             server = ThreadingHTTPServer((host, port), self._handler())
             server.daemon_threads = True
             server.request_queue_size = 256
@@ -72,7 +85,10 @@ class FeedFarm:
     # -- what is served ----------------------------------------------------------------------
 
     def origin_of(self, feed: int) -> str:
-        return self.origins[feed % len(self.origins)]
+        n_faulty_hosts = len(self.origins) - self._n_regular
+        if n_faulty_hosts and feed in self.faults:
+            return self.origins[self._n_regular + self._faulty_rank[feed] % n_faulty_hosts]
+        return self.origins[feed % self._n_regular]
 
     def feed_url(self, feed: int) -> str:
         return f"{self.origin_of(feed)}/f/{feed}.xml"

@@ -30,6 +30,7 @@ def test_settings_defaults_derive_from_home(tmp_path):
     assert s.allow_hosts == frozenset()
     assert s.feeds_path == default_feeds_path()  # no ./feeds.yaml in tmp_path
     assert s.workers >= 1 and s.max_bytes > 0
+    assert s.extract_timeout == 60.0
 
 
 def test_settings_read_every_variable(tmp_path):
@@ -44,6 +45,7 @@ def test_settings_read_every_variable(tmp_path):
         "NEWSMON_MAX_BYTES": "2_000_000",
         "NEWSMON_CONNECT_TIMEOUT": "2.5",
         "NEWSMON_WORKERS": "3",
+        "NEWSMON_EXTRACT_TIMEOUT": "7.5",
     }
     s = Settings.from_env(env, cwd=tmp_path)
     assert s.database_url.startswith("postgresql://")
@@ -52,6 +54,7 @@ def test_settings_read_every_variable(tmp_path):
     assert s.allow_hosts == frozenset({"127.0.0.1", "localhost"})
     assert s.feeds_path == tmp_path / "feeds.yaml"  # ./feeds.yaml wins over the packaged copy
     assert (s.user_agent, s.max_bytes, s.connect_timeout, s.workers) == ("ua/1", 2_000_000, 2.5, 3)
+    assert s.extract_timeout == 7.5
     assert Settings.from_env({**env, "SEARCH_API_KEY": "k2"}, cwd=tmp_path).search_api_key == "k2"
     assert Settings.from_env({**env, "NEWSMON_FEEDS": "/x/f.yaml"}, cwd=tmp_path).feeds_path == Path("/x/f.yaml")
 
@@ -64,6 +67,9 @@ def test_settings_read_every_variable(tmp_path):
         ("NEWSMON_MAX_BYTES", "10MB"),
         ("NEWSMON_READ_TIMEOUT", "-1"),
         ("NEWSMON_TOTAL_TIMEOUT", "nan"),
+        ("NEWSMON_EXTRACT_TIMEOUT", "0"),
+        ("NEWSMON_EXTRACT_TIMEOUT", "a minute"),
+        ("NEWSMON_EXTRACT_TIMEOUT", "inf"),
         ("DATABASE_URL", "newsmon.sqlite"),
         ("NEWSMON_ALLOW_HOSTS", "127.0.0.1,bad host/"),
     ],

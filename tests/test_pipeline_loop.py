@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -243,6 +244,51 @@ def test_a_page_that_kills_its_extraction_process_twice_is_recorded_and_the_rest
     monkeypatch.setattr(pipeline, "_extract_in_worker", REAL_EXTRACT)
     again = _ingest(_feeds_file(tmp_path, site_server.base), "--workers", "2")
     assert again["feeds_failed"] == 0
+
+
+def _spins_on_poison(content, url, find_date, title, settings):
+    if POISON in url:
+        Path(os.environ["NEWSMON_TEST_SPIN_PID_FILE"]).write_text(str(os.getpid()))
+        while True:  # from outside, what a page that makes lxml spin looks like: no answer, ever
+            time.sleep(1)
+    return REAL_EXTRACT(content, url, find_date, title, settings)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie is dead, only not reaped yet
+
+
+def test_an_extraction_past_its_deadline_is_recorded_its_process_killed_and_the_rest_goes_on(site_server, newsmon_env, tmp_path,
+                                                                                              monkeypatch):
+    pid_file = tmp_path / "spin.pid"
+    monkeypatch.setattr(pipeline, "_extract_in_worker", _spins_on_poison)  # forked extraction children inherit it
+    monkeypatch.setenv("NEWSMON_TEST_SPIN_PID_FILE", str(pid_file))
+    monkeypatch.setenv("NEWSMON_EXTRACT_TIMEOUT", "2")
+    summary = _ingest(_feeds_file(tmp_path, site_server.base), "--workers", "2")
+    assert summary["feeds_failed"] == 0 and summary["new_articles"] == CLEAN_ROWS
+    stuck = int(pid_file.read_text())
+    assert not _alive(stuck), "the stuck extraction process was killed"
+    db = Database(newsmon_env["DATABASE_URL"])
+    try:
+        with db.session() as s:
+            timed_out = s.scalars(select(FetchAttempt).where(FetchAttempt.error.like("%timed out after 2 s%"))).all()
+            assert timed_out and all(POISON in a.url for a in timed_out), [a.url for a in timed_out]
+            assert all(a.error_kind == "extraction" for a in timed_out)
+            poison = s.scalars(select(Article).where(Article.url.like(f"%{POISON}%"))).all()
+            assert poison and all(a.text_source != "page" for a in poison)  # stored from the feed's own text
+            # Every other page was extracted, the ones in flight in the killed pool on their retry.
+            others = s.scalars(select(Article).where(Article.url.not_like(f"%{POISON}%"))).all()
+            assert len(others) == CLEAN_ROWS - len(poison)
+            # Pages the site does not serve (404) are stored from the feed, as in any run.
+            not_from_page = [a.url for a in others if a.text_source != "page"]
+            assert all(any(u.split("?")[0].endswith(m) for m in EXPECTED["missing"]) for u in not_from_page), not_from_page
+            assert not s.scalars(select(FetchAttempt).where(FetchAttempt.error.like("%died twice%"))).all()
+    finally:
+        db.close()
 
 
 def test_a_background_job_that_raises_runs_again_at_its_next_turn():

@@ -1,6 +1,6 @@
 """Several `newsmon run` workers, killed workers and extraction processes, and faulty feeds.
 
-Real processes against a local farm of generated feeds (tests/feedfarm.py, 127.0.0.1 only),
+Real processes against a local farm of generated feeds (tests/feedfarm.py, loopback addresses only),
 each run bounded in time. Every case compares the final database with a clean single run of
 the same farm: the same articles (canonical URL, title, text hash, where the text came from),
 none twice.
@@ -18,10 +18,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
+from monitor.net.policy import FetchPolicy
 from monitor.storage.db import Database
 from monitor.storage.models import Article, Feed
 from tests.dbfixtures import ON_POSTGRES, app_environment, temporary_database
@@ -203,13 +205,18 @@ def test_a_killed_extraction_process_is_replaced_and_its_pages_retried(farm, cle
 def test_faulty_feeds_do_not_hold_up_healthy_ones(database_url, tmp_path):
     """30 % of the feeds hang, trickle, fail, loop or stream forever; with a one-minute interval
     every healthy feed is fetched at once and again within its interval plus a margin."""
-    farm = FeedFarm(100, 2, faulty=0.3)
+    # As in the field, the faulty feeds are other sites (hosts of their own), and the per-host
+    # limit is the default one: a hanging request holds a slot of its own host only.
+    faulty_hosts = ("127.0.0.9", "127.0.0.10", "127.0.0.11")
+    farm = FeedFarm(100, 2, faulty=0.3, faulty_hosts=faulty_hosts)
     try:
+        assert {urlsplit(farm.feed_url(i)).hostname for i in farm.healthy} == {"127.0.0.1"}
+        assert {urlsplit(farm.feed_url(i)).hostname for i in farm.faults} == set(faulty_hosts)
         feeds = _feeds_file(tmp_path, farm, interval=1)
         started = time.monotonic()
-        # All feeds share the host 127.0.0.1 here, where in the field the faulty ones are other
-        # sites: lift the per-host limit so it is the loop's own behaviour that is measured.
-        proc = _start_worker(tmp_path, database_url, feeds, "f", workers=1, NEWSMON_HOST_CONCURRENCY="200")
+        proc = _start_worker(tmp_path, database_url, feeds, "f", workers=1,
+                             NEWSMON_HOST_CONCURRENCY=str(FetchPolicy().per_host_concurrency),
+                             NEWSMON_ALLOW_HOSTS=",".join(("127.0.0.1", *faulty_hosts)))
         margin = 45.0  # claim polling and a loaded machine; far below the 130+ s a pass-long stall costs
         try:
             _wait_until(lambda: all(len(farm.feed_hits(i)) >= 2 for i in farm.healthy), "a second round of the healthy feeds",

@@ -60,6 +60,7 @@ class Settings:
     feed_fetches: int = 32
     page_fetches: int = 16
     hold_seconds: float = 15.0
+    extract_timeout: float = 60.0  # seconds one page may take in an extraction process (workers > 1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> "Settings":
@@ -121,6 +122,7 @@ class Settings:
             feed_fetches=_int(get, "NEWSMON_FEED_FETCHES", 32, minimum=1),
             page_fetches=_int(get, "NEWSMON_PAGE_FETCHES", 16, minimum=1),
             hold_seconds=_float(get, "NEWSMON_HOLD_SECONDS", 15.0, allow_zero=True),
+            extract_timeout=_float(get, "NEWSMON_EXTRACT_TIMEOUT", 60.0),
         )
 
 

@@ -12,7 +12,10 @@ A feed is finished — articles stored, validators saved, next fetch scheduled, 
 as soon as its own pages are done, not when the others are. Failures stay local: an exception
 while handling one feed or one article is recorded (fetch attempt, feed `last_error`) and the
 loop goes on; a dead extraction process (OOM killer, a crash in lxml) is replaced and its page
-retried once.
+retried once. An extraction that runs past `NEWSMON_EXTRACT_TIMEOUT` (a page that makes lxml
+spin) is recorded as failed, its entry stored from the feed's text, and its pool killed and
+replaced (the pool's other pages are retried once); inline extraction (one process) has no
+deadline.
 
 Crash safety: a feed's conditional-GET validators (ETag / Last-Modified) are saved only after
 every entry of that feed has been stored, so a crash mid-feed means the next pass sees the same
@@ -31,7 +34,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,6 +167,8 @@ class Extraction:
     result: FetchResult
     pool: int  # generation of the process pool it was submitted to
     retried: bool = False
+    running_since: float | None = None  # when the loop first saw it handed to a child (its deadline runs from then)
+    submitted_at: float = 0.0
 
 
 @dataclass(eq=False)
@@ -278,6 +283,7 @@ class Pipeline:
         self.workers = workers
         self.extractor: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) if workers > 1 else None
         self._pool_generation = 0
+        self.extract_timeout = settings.extract_timeout
         self.progress = progress or (lambda what, n: None)
         self.clusterer = clusterer or Clusterer(db, ClusterSettings(**feeds_config.clustering))
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
@@ -340,6 +346,9 @@ class Pipeline:
                         # Hanging fetches must not keep a stopping process alive: their feeds
                         # are not finished, so they are simply fetched again by whoever is next.
                         log.warning("stopping: giving up %d feed(s) still in flight", len(self._runs))
+                        if any(type(job) is Extraction for job in self._pending.values()):
+                            # A child still busy on a page would keep close() waiting for it.
+                            self._replace_pool(self._pool_generation, kill=True)
                         ids = list(self._runs)
                         self._runs.clear()
                         self._guard("release", lambda: source.release(ids), None)
@@ -370,6 +379,8 @@ class Pipeline:
                     done = set()
                 for fut in done:
                     self._handle(self._pending.pop(fut), fut)
+                if self._extracting:
+                    self._check_extractions(time.monotonic())
                 self._release()
                 if self._runs and not self._pending and not len(self._feeds) and not len(self._pages) and not self._order.waiting:
                     self._unstick()
@@ -654,23 +665,72 @@ class Pipeline:
             self._replace_pool(job.pool)
             job.pool = self._pool_generation
             fut = self.extractor.submit(_extract_in_worker, *args)
+        job.running_since = None
+        job.submitted_at = time.monotonic()
         self._pending[fut] = job
         self._extracting += 1
 
-    def _replace_pool(self, generation: int) -> None:
-        """A child of the extraction pool died: every later submit would fail, so start a new pool."""
+    def _replace_pool(self, generation: int, *, kill: bool = False) -> None:
+        """A child of the extraction pool died (or, with `kill`, is stuck and is killed here):
+        every later submit would fail, so start a new pool. The old pool's other pages come
+        back through `_on_extracted` as BrokenProcessPool (or cancelled) and are retried once."""
         if generation != self._pool_generation:
             return  # already replaced after this pool broke
-        log.warning("an extraction process died; starting a new pool")
+        if not kill:
+            log.warning("an extraction process died; starting a new pool")
         old = self.extractor
         self.extractor = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init)
         self._pool_generation += 1
+        if kill:
+            # The executor cannot cancel a running call nor say which child runs it: kill them all
+            # (SIGKILL: a child spinning in C code may never see a gentler signal).
+            for proc in list((old._processes or {}).values()):  # CPython's pid -> Process map
+                proc.kill()
         old.shutdown(wait=False, cancel_futures=True)
+
+    def _check_extractions(self, now: float) -> None:
+        """Give every extraction handed to a child `extract_timeout` seconds; past that, the page
+        counts as an extraction failure (its entry falls back to the feed's text) and the pool is
+        replaced, killing the stuck child."""
+        stuck: tuple[Future, Extraction] | None = None
+        for fut, job in self._pending.items():
+            if type(job) is not Extraction:
+                continue
+            if job.running_since is None and fut.running():
+                # A pool hands a call to its children's queue (running()) just before a child
+                # takes it, so the deadline starts about when the extraction does.
+                job.running_since = now
+            # Backstop: a call never handed to a child (its pool was killed before it could
+            # answer, or its children never started) gets twice the time from its submission.
+            deadline = job.running_since + self.extract_timeout if job.running_since is not None else job.submitted_at + 2 * self.extract_timeout
+            if stuck is None and now > deadline:
+                stuck = (fut, job)
+        if stuck is None:
+            return
+        fut, job = stuck
+        del self._pending[fut]
+        self._extracting -= 1
+        if job.pool != self._pool_generation:
+            # Its pool was already replaced and never answered for it: retried once, as for a dead process.
+            if not job.retried:
+                job.retried = True
+                job.pool = self._pool_generation
+                self._submit_extraction(job)
+                return
+        log.warning("extraction of %s still running after %g s (NEWSMON_EXTRACT_TIMEOUT): killing its process pool, starting a new one",
+                    job.link, self.extract_timeout)
+        self._replace_pool(job.pool, kill=True)
+        try:
+            self._finish_page(job.run, job.entry, job.link, job.result,
+                              (f"extraction: timed out after {self.extract_timeout:g} s (NEWSMON_EXTRACT_TIMEOUT)", None))
+        except Exception as exc:
+            log.exception("page %s: unexpected error after an extraction timeout", job.link)
+            self._page_crashed(job.run, job.entry, job.link, exc)
 
     def _on_extracted(self, job: Extraction, fut: Future) -> None:
         try:
             extracted = fut.result()
-        except BrokenProcessPool:
+        except (BrokenProcessPool, CancelledError):  # cancelled: its pool was shut down on being replaced
             self._replace_pool(job.pool)
             if not job.retried:
                 job.retried = True

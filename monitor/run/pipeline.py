@@ -28,6 +28,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import multiprocessing
 import os
 import signal
 import socket
@@ -38,10 +39,13 @@ from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessP
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import SimpleQueue
 
 from monitor.clustering.engine import ClusterSettings, Features, compute_features
 from monitor.clustering.store import Clusterer
@@ -196,12 +200,32 @@ def _extract_in_worker(content: bytes, url: str, find_date: bool, title: str | N
     return page, compute_features((title or page.title or "").strip()[:2000], page.text, settings)
 
 
-def _worker_init() -> None:
+def _worker_init(pids: SimpleQueue) -> None:
     """Extraction processes are forked from a process that catches SIGTERM to stop gently;
     they must not inherit that, or the pool could never terminate them (a broken pool
-    terminates its remaining workers and waits for them)."""
+    terminates its remaining workers and waits for them). Each child reports its pid: the
+    executor cannot say which child runs a stuck call, so a stuck pool is killed whole."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    pids.put(os.getpid())
+
+
+def _new_extraction_pool(workers: int) -> tuple[ProcessPoolExecutor, SimpleQueue]:
+    context = multiprocessing.get_context()
+    pids = context.SimpleQueue()
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(pids,)), pids
+
+
+def _kill_children(pids: SimpleQueue) -> None:
+    """SIGKILL the live children that reported to `pids` (a child spinning in C code may never
+    see a gentler signal). Only this process's own live children are touched, so a pid the
+    system has since reused for another process is never signalled."""
+    reported = set()
+    while not pids.empty():
+        reported.add(pids.get())
+    for proc in multiprocessing.active_children():
+        if proc.pid in reported:
+            proc.kill()
 
 
 def _host(url: str) -> str:
@@ -281,7 +305,9 @@ class Pipeline:
         self.feed_pool = ThreadPoolExecutor(max_workers=self.feed_slots, thread_name_prefix="fetch-feed")
         self.page_pool = ThreadPoolExecutor(max_workers=self.page_slots, thread_name_prefix="fetch-page")
         self.workers = workers
-        self.extractor: ProcessPoolExecutor | None = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) if workers > 1 else None
+        self.extractor: ProcessPoolExecutor | None = None
+        if workers > 1:
+            self.extractor, self._extractor_pids = _new_extraction_pool(workers)
         self._pool_generation = 0
         self.extract_timeout = settings.extract_timeout
         self.progress = progress or (lambda what, n: None)
@@ -678,14 +704,12 @@ class Pipeline:
             return  # already replaced after this pool broke
         if not kill:
             log.warning("an extraction process died; starting a new pool")
-        old = self.extractor
-        self.extractor = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init)
+        old, old_pids = self.extractor, self._extractor_pids
+        self.extractor, self._extractor_pids = _new_extraction_pool(self.workers)
         self._pool_generation += 1
         if kill:
-            # The executor cannot cancel a running call nor say which child runs it: kill them all
-            # (SIGKILL: a child spinning in C code may never see a gentler signal).
-            for proc in list((old._processes or {}).values()):  # CPython's pid -> Process map
-                proc.kill()
+            # The executor cannot cancel a running call nor say which child runs it: kill them all.
+            _kill_children(old_pids)
         old.shutdown(wait=False, cancel_futures=True)
 
     def _check_extractions(self, now: float) -> None:

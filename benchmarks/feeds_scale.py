@@ -8,10 +8,13 @@ PostgreSQL schema gets the feeds, the workers are started and left to finish the
 then every feed falls due at the same instant; the clock runs until every healthy feed is
 finished. Printed per run: healthy feeds/s, articles/s, the scaling ratio against 1 worker of
 the same scenario, the faulty/healthy ratio for the same worker count, CPU seconds of the
-workers beside wall seconds, and each worker's peak RSS (goal ≤ 300 MB).
+workers beside wall seconds, and each worker's peak RSS (goal ≤ 300 MB) beside its peak
+anonymous memory (sampled every 0.2 s; RSS without mapped files such as shared libraries and
+the SQLite index's mmap, which the kernel can drop at any time).
 
     .venv/bin/python benchmarks/feeds_scale.py [--feeds 1000] [--items 20] [--workers 1,2,3]
         [--latency 0.25] [--feed-fetches 4] [--page-fetches 4] [--hosts 8] [--faulty-hosts 32] [--repeat 1]
+        [--scenarios healthy,faulty]
 
 The faulty feeds live on loopback addresses of their own (127.0.0.N+1 …, `--faulty-hosts`), the
 healthy ones on 127.0.0.1 … N in both scenarios, placed the same way: on the real web a faulty
@@ -76,6 +79,7 @@ class Result:
     articles: int
     cpu: float
     rss_mb: list[float]
+    anon_mb: list[float]   # peak anonymous memory, sampled: RSS without the mapped files (libraries, SQLite mmap)
 
     @property
     def feeds_per_s(self) -> float:
@@ -89,6 +93,16 @@ class Result:
 def _proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _anon_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -126,7 +140,9 @@ def one_run(base_url: str, origins: list[str], faults: set[int], urls: list[str]
                 by_url = dict(s.execute(select(Feed.url, Feed.id)).all())
             healthy_ids = [by_url[u] for i, u in enumerate(urls) if i not in faults]
             cpu0 = None
+            anon = [0.0] * len(procs)
             while True:
+                anon = [max(a, _anon_mb(p.pid)) for a, p in zip(anon, procs)]
                 now = utcnow()
                 if cpu0 is None and now >= start_at:
                     cpu0 = sum(_proc_cpu(p.pid) for p in procs)
@@ -153,7 +169,7 @@ def one_run(base_url: str, origins: list[str], faults: set[int], urls: list[str]
                 except subprocess.TimeoutExpired:
                     p.kill()
             db.close()
-        return Result(workers, wall, len(healthy_ids), articles, cpu, rss)
+        return Result(workers, wall, len(healthy_ids), articles, cpu, rss, anon)
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -205,6 +221,7 @@ def main() -> None:
     ap.add_argument("--feed-fetches", type=int, default=4)
     ap.add_argument("--page-fetches", type=int, default=4)
     ap.add_argument("--startup", type=float, default=12.0, help="seconds left to the workers to start before feeds fall due")
+    ap.add_argument("--scenarios", default="healthy,faulty", help="which farms to run: healthy, faulty or both")
     ap.add_argument("--repeat", type=int, default=1, help="runs per configuration (the median is reported)")
     args = ap.parse_args()
     args.workers = [int(x) for x in args.workers.split(",")]
@@ -214,7 +231,8 @@ def main() -> None:
     print(f"{args.feeds} feeds x {args.items} items on {args.hosts} loopback hosts (+{args.faulty_hosts} for the faulty feeds), "
           f"{args.latency}s latency per request, per worker {args.feed_fetches} feed + {args.page_fetches} page fetches at once; "
           f"workers {args.workers}", flush=True)
-    farms = [start_farm(args, 0.0), start_farm(args, args.faulty)]
+    scenarios = set(args.scenarios.split(","))
+    farms = ([start_farm(args, 0.0)] if "healthy" in scenarios else []) + ([start_farm(args, args.faulty)] if "faulty" in scenarios else [])
     results: dict[tuple[float, int], list[Result]] = {}
     try:
         # Healthy and faulty runs alternate per worker count, so that an interrupted benchmark
@@ -226,19 +244,21 @@ def main() -> None:
                     results.setdefault((farm.faulty, n), []).append(r)
                     print(f"  faulty={farm.faulty:.0%} workers={n}: {r.wall:6.1f} s wall, {r.cpu:6.1f} s CPU, "
                           f"{r.feeds_per_s:6.2f} healthy feeds/s, {r.articles_per_s:7.1f} articles/s, "
-                          f"peak RSS {', '.join(f'{m:.0f}' for m in r.rss_mb)} MB", flush=True)
+                          f"peak RSS {', '.join(f'{m:.0f}' for m in r.rss_mb)} MB (anonymous {', '.join(f'{m:.0f}' for m in r.anon_mb)} MB)", flush=True)
     finally:
         for farm in farms:
             stop_farm(farm)
+    if len(farms) < 2:
+        return  # the table compares both scenarios; the lines above are the result
     healthy = {n: median_run(results[(0.0, n)]) for n in args.workers}
     faulty = {n: median_run(results[(args.faulty, n)]) for n in args.workers}
     one = args.workers[0]
-    print("\nworkers | healthy: feeds/s  articles/s  x vs 1 | faulty: healthy feeds/s  x vs 1  vs healthy | CPU s (h/f) | peak RSS MB")
+    print("\nworkers | healthy: feeds/s  articles/s  x vs 1 | faulty: healthy feeds/s  x vs 1  vs healthy | CPU s (h/f) | peak RSS MB (anon)")
     for n in args.workers:
         h, f = healthy[n], faulty[n]
         print(f"{n:7d} | {h.feeds_per_s:15.2f} {h.articles_per_s:11.1f} {h.feeds_per_s / healthy[one].feeds_per_s:7.2f} | "
               f"{f.feeds_per_s:21.2f} {f.feeds_per_s / faulty[one].feeds_per_s:7.2f} {f.feeds_per_s / h.feeds_per_s:10.2f} | "
-              f"{h.cpu:5.1f}/{f.cpu:5.1f} | {max(h.rss_mb + f.rss_mb):.0f}")
+              f"{h.cpu:5.1f}/{f.cpu:5.1f} | {max(h.rss_mb + f.rss_mb):.0f} ({max(h.anon_mb + f.anon_mb):.0f})")
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ class FTS5Backend:
                                       check_same_thread=False)
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("PRAGMA synchronous=NORMAL")
-                con.execute("PRAGMA cache_size=-65536")
+                con.execute("PRAGMA cache_size=-16384")
                 con.execute("PRAGMA temp_store=MEMORY")
                 con.execute("PRAGMA mmap_size=268435456")
             except sqlite3.Error as e:

@@ -78,7 +78,7 @@ jan feb mar apr jun jul aug sep sept oct nov dec percent cent
 _HAS_DIGIT = re.compile(r"\d")
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=50_000)
 def stem(word: str) -> str:
     """Crude, cheap stem: drop possessive and plural s, keep at most 7 characters.
 
@@ -119,7 +119,7 @@ _GAP_TOKEN = re.compile(r"((?:[^\w]|_)*)([^\W_]+(?:['.-][^\W_]+)*)")
 
 # Per-token classification caches (bounded; cleared when full). Texts repeat
 # the same few thousand words, so most tokens cost one dict lookup.
-_CACHE_MAX = 300_000
+_CACHE_MAX = 50_000  # a few MB each; news text's frequent words fit many times over
 _cap_cache: dict[str, str | None] = {}
 _term_cache: dict[str, str | None] = {}
 
@@ -466,7 +466,7 @@ class StoryIndex:
         # only when the corpus has changed by `refresh_ratio` since, so the cost is
         # amortised. Between rebuilds new members are added to the sum.
         n, cn, ratio = self.vocab.n, st.centroid_n, self.refresh_ratio
-        if st.acc_m is None or n > cn * ratio or n * ratio < cn:
+        if (st.acc_m is None and st.centroid is None) or n > cn * ratio or n * ratio < cn:
             vecs = [self._vector(enc) for _, enc in st.members]
             st.acc_m = _sparse_sum([(v.m_ids, v.m_w) for v in vecs])
             st.acc_l = _sparse_sum([(v.l_ids, v.l_w) for v in vecs])
@@ -483,6 +483,10 @@ class StoryIndex:
                 top = np.sort(np.argpartition(-mw, k - 1)[:k])
                 mi, mw = mi[top], mw[top]
             st.centroid = (mi, (mw / mn).astype(np.float32), li, (lw / ln).astype(np.float32))
+            if len(st.members) == 1:
+                # Most stories never get a second article: their sums would only double the
+                # memory of the window. A second member rebuilds them from both members.
+                st.acc_m = st.acc_l = None
         return st.centroid
 
     def _index_keys(self, vec: Vector) -> np.ndarray:

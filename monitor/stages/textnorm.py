@@ -85,7 +85,7 @@ def _token_hashes(tokens: list[str]) -> np.ndarray:
     cache = _TOKEN_HASHES
     out = [cache.get(t) for t in tokens]
     if None in out:
-        if len(cache) > 500_000:
+        if len(cache) > 100_000:
             cache.clear()
         for i, h in enumerate(out):
             if h is None:

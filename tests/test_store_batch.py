@@ -146,3 +146,47 @@ def test_a_failed_batch_retried_one_by_one_leaves_engine_and_database_agreeing(d
     assert clusterer.rebuilds == 1
     assert clusterer.engine.fingerprint() == _loaded(db).engine.fingerprint()
     _bookkeeping_is_right(db)
+
+
+def test_the_pipeline_stores_the_same_in_batches_as_one_article_per_transaction(site_server, newsmon_env, tmp_path,
+                                                                                monkeypatch):
+    from click.testing import CliRunner
+
+    import monitor.run.pipeline as pipeline
+    from monitor.cli import cli
+
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n" + "".join(f"  - url: {site_server.base}/{n}\n"
+                                          for n in ("natowatch.rss", "ukraineaid.atom", "foreignpolicy.xml")))
+    sizes: list[int] = []
+    real = pipeline.save_articles
+
+    def recording(session, cands, clusterer=None):
+        sizes.append(len(cands))
+        return real(session, cands, clusterer)
+
+    monkeypatch.setattr(pipeline, "save_articles", recording)
+
+    def ingest() -> dict:
+        result = CliRunner().invoke(cli, ["ingest", "--once", "--feeds", str(feeds), "--json", "--no-progress"],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.strip().splitlines()[-1])
+
+    first = ingest()
+    assert max(sizes) > 1  # batches did form
+    batched = Database(newsmon_env["DATABASE_URL"])
+    expected = _state(batched)
+    batched.close()
+    with temporary_database(tmp_path / "single") as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("SEARCH_URL", f"tantivy:///{tmp_path / 'single-index'}")
+        monkeypatch.setattr(pipeline, "BATCH_MAX", 1)
+        sizes.clear()
+        assert ingest() == first
+        assert set(sizes) == {1}
+        single = Database(url)
+        state = _state(single)
+        single.close()
+    # Fetch times differ between the runs; everything else is the same.
+    assert state == expected

@@ -188,5 +188,6 @@ def test_the_pipeline_stores_the_same_in_batches_as_one_article_per_transaction(
         single = Database(url)
         state = _state(single)
         single.close()
-    # Fetch times differ between the runs; everything else is the same.
+    # Fetch times differ between the runs; everything else is the same (an article two feeds
+    # link to is stored from the same feed's link under any timing).
     assert state == expected

@@ -789,8 +789,10 @@ class Pipeline:
                 self.clusterer.prime(cand.title, cand.content_hash, features)
             if cand.text_source != "page":
                 self.summary.fallbacks += 1
-        self._order.ready(run.cohort, cand.published_at if cand else entry.published,
-                          cand.canonical_url if cand else (link or ""), Ready(run, entry, cand))
+        # Ties on date and canonical URL (one article linked from two feeds) go by fetched URL
+        # and feed, not by which page answered first: the stored row is the same under any timing.
+        key = f"{cand.canonical_url}\x00{cand.url}\x00{run.feed_id:012d}" if cand else (link or "")
+        self._order.ready(run.cohort, cand.published_at if cand else entry.published, key, Ready(run, entry, cand))
 
     def _release(self, *, everything: bool = False) -> None:
         """Move the articles whose turn has come, in order, to the batch being stored."""

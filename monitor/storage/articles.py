@@ -357,9 +357,13 @@ class _Batch:
         for chunk in _chunks(sorted({c.content_hash for c in candidates}), 500):
             for aid, chash in s.execute(select(Article.id, Article.content_hash).where(Article.content_hash.in_(chunk))):
                 self.hash_ids[chash].add(aid)
-        # One draw for the batch; ids of candidates that turn out known stay unused (as they did
-        # one at a time: PostgreSQL sequences have gaps, SQLite reuses them).
-        self.ids = iter(self.clusterer.draw_ids(s, len(candidates)))
+        # One draw for the candidates the database does not know; ids of those that turn out to
+        # repeat an earlier one of the batch stay unused (PostgreSQL sequences have gaps, SQLite
+        # reuses them), and more are drawn should an update free a stored hash (rare).
+        unknown = sum(1 for cand, urls in zip(candidates, all_urls)
+                      if not any(u in self.url_owner for u, _ in urls)
+                      and not (len(cand.text) >= MIN_TEXT_FOR_HASH and self.hash_ids.get(cand.content_hash)))
+        self.ids = self.clusterer.draw_ids(s, unknown)[::-1]
         outcomes = [self._one(cand, urls) for cand, urls in zip(candidates, all_urls)]
         self._write()
         return outcomes
@@ -389,7 +393,7 @@ class _Batch:
         from monitor.clustering.engine import ClusterItem
         from monitor.clustering.store import decision_fields
 
-        aid = next(self.ids)
+        aid = self.ids.pop() if self.ids else self.clusterer.draw_ids(self.s, 1)[0]
         now = utcnow()
         row = dict(id=aid, canonical_url=cand.canonical_url, url=cand.url, feed_id=cand.feed_id, guid=cand.guid,
                    fetched_at=now, published_at=None, language=None, author=None, site_name=None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 from sqlalchemy import bindparam, case, func, insert, select, update
@@ -418,7 +418,7 @@ class _Batch:
         return aid
 
     def _join_story(self, story_id: int, row: dict) -> None:
-        pub, source = row["published_at"], row["source"]
+        pub, source = _utc(row["published_at"]), row["source"]
         if story_id == row["id"]:
             self.new_stories[story_id] = dict(id=story_id, headline=row["title"], headline_article_id=story_id,
                                               article_count=1, source_count=1, first_seen=pub, last_updated=utcnow())
@@ -498,6 +498,11 @@ class _Batch:
             s.execute(insert(OutboxEntry.__table__),
                       [dict(article_id=aid, op="upsert", created_at=now, attempts=0) for aid in self.outbox])
         self._pending()
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    """Naive is UTC (as the database columns take it), so dates of one batch compare."""
+    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
 
 
 def _apply_row(row: dict, cand: ArticleCandidate, now: datetime) -> None:

@@ -14,7 +14,10 @@ an RSS feed linking them from a local HTTP server in a separate process, then, e
 Prints, as medians over the rounds: articles/s (wall) and CPU ms per article (all processes:
 this one and the extraction children), ratios against the baseline on the same number of
 processes, the 2-vs-1 and 4-vs-2 scaling, SQL statements per stored article (counted with a
-SQLAlchemy `before_cursor_execute` listener; an executemany counts once), and peak RSS.
+SQLAlchemy `before_cursor_execute` listener; an executemany counts once), peak RSS, and where
+the CPU goes (ms per article): the main process's loop thread by stage (feed parsing, inline
+extraction with one process, building the candidate, clustering decisions, storing, the index
+drain, the rest of the loop), its fetch threads, and the extraction processes.
 
     .venv/bin/python benchmarks/ingest.py [--rounds 3] [--repeat 1] [--profile]
 
@@ -36,7 +39,8 @@ import sys
 import tempfile
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -102,6 +106,32 @@ class Measure:
     rate: float          # articles (pages) per second, wall
     cpu_ms: float        # CPU ms per article, every process involved
     statements: float = 0.0   # SQL statements per stored article (ours only)
+    stages: dict[str, float] = field(default_factory=dict)  # CPU ms per article by stage (ours only)
+
+
+class StageClock:
+    """CPU time of the loop thread inside wrapped functions, exclusive of wrapped calls nested in them.
+
+    Only for functions the pipeline calls on its loop thread (one stack, not thread-safe).
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+        self._stack: list[float] = []
+
+    def wrap(self, name: str, fn):
+        def timed(*args, **kwargs):
+            t0 = time.thread_time()
+            self._stack.append(0.0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                nested = self._stack.pop()
+                dt = time.thread_time() - t0
+                self.totals[name] += dt - nested
+                if self._stack:
+                    self._stack[-1] += dt
+        return timed
 
 
 def _cpu_now() -> tuple[float, float]:
@@ -143,6 +173,7 @@ def ours(base: str, workers: int, n_expected: int, profile: str | None = None) -
     from monitor.config import FeedConfig, Settings
     from monitor.storage.outbox import drain_outbox
     from monitor.run.feedsync import sync_feeds
+    from monitor.run import pipeline as pipeline_module
     from monitor.run.pipeline import Pipeline
 
     with tempfile.TemporaryDirectory(prefix="newsmon-bench-") as home:
@@ -160,14 +191,28 @@ def ours(base: str, workers: int, n_expected: int, profile: str | None = None) -
         def _count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
             statements[0] += 1
 
+        # Wrapped after the extraction processes were forked: they keep the real functions.
+        clock = StageClock()
+        real = {name: getattr(pipeline_module, name) for name in ("parse_feed", "extract_page", "build_candidate", "save_articles")}
+        stage_of = {"parse_feed": "parse feed", "extract_page": "extract (inline)", "build_candidate": "build candidate",
+                    "save_articles": "store (SQL, rows)"}
+        for name, fn in real.items():
+            setattr(pipeline_module, name, clock.wrap(stage_of[name], fn))
+        pipeline.clusterer.cluster = clock.wrap("clustering decisions", pipeline.clusterer.cluster)
+        timed_drain = clock.wrap("index drain", drain_outbox)
         prof = None
         if profile:
             import cProfile
             prof = cProfile.Profile()
             prof.enable()
-        (s0, k0), start = _cpu_now(), time.perf_counter()
-        summary = pipeline.run([feed_id])
-        drain_outbox(app.db, backend)
+        (s0, k0), start, t0 = _cpu_now(), time.perf_counter(), time.thread_time()
+        try:
+            summary = pipeline.run([feed_id])
+            timed_drain(app.db, backend)
+        finally:
+            for name, fn in real.items():
+                setattr(pipeline_module, name, fn)
+        loop_cpu = time.thread_time() - t0
         elapsed = time.perf_counter() - start
         if prof is not None:
             prof.disable()
@@ -177,8 +222,13 @@ def ours(base: str, workers: int, n_expected: int, profile: str | None = None) -
         app.close()
     if summary.entries != n_expected:
         raise SystemExit(f"pipeline saw {summary.entries} entries, expected {n_expected}")
-    return Measure(summary.entries / elapsed, ((s1 - s0) + (k1 - k0)) / summary.entries * 1000,
-                   statements[0] / max(1, summary.new_articles))
+    per = 1000 / summary.entries
+    stages = {name: t * per for name, t in clock.totals.items()}
+    stages["rest of the loop (fetch dispatch, order, HTTP results)"] = (loop_cpu - sum(clock.totals.values())) * per
+    stages["fetch threads (HTTP client)"] = ((s1 - s0) - loop_cpu) * per   # the process's other threads
+    stages["extraction processes"] = (k1 - k0) * per
+    return Measure(summary.entries / elapsed, ((s1 - s0) + (k1 - k0)) * per,
+                   statements[0] / max(1, summary.new_articles), stages)
 
 
 def main() -> None:
@@ -208,7 +258,9 @@ def main() -> None:
     finally:
         server.terminate()
     med = {k: Measure(statistics.median(m.rate for m in v), statistics.median(m.cpu_ms for m in v),
-                      statistics.median(m.statements for m in v)) for k, v in runs.items()}
+                      statistics.median(m.statements for m in v),
+                      {name: statistics.median(m.stages.get(name, 0.0) for m in v) for name in v[0].stages})
+           for k, v in runs.items()}
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     b1, b2, d1, o1, o2, o4 = (med[k] for k in ("base1", "base2", "default1", "ours1", "ours2", "ours4"))
@@ -228,6 +280,10 @@ def main() -> None:
           f"4 vs 2 {o4.rate / o2.rate:.2f}x")
     print(f"SQL statements per stored article: 1 process {o1.statements:.1f}, 2 processes {o2.statements:.1f}")
     print(f"peak RSS: main process {rss_self:.0f} MB, largest child {rss_children:.0f} MB")
+    print("CPU ms per article by stage              1 process   2 processes")
+    for name in o1.stages:
+        print(f"  {name:<55}: {o1.stages[name]:6.2f}   {o2.stages.get(name, 0.0):6.2f}")
+    print(f"  {'total':<55}: {sum(o1.stages.values()):6.2f}   {sum(o2.stages.values()):6.2f}")
 
 
 if __name__ == "__main__":

@@ -36,20 +36,22 @@ CHILD = textwrap.dedent(
     import monitor.run.pipeline as pipeline
     where, after = os.environ["CRASH_WHERE"], int(os.environ["CRASH_AFTER"])
     calls = 0
-    real_save = pipeline.save_article
+    real_save = pipeline.save_articles
 
-    def save_then_maybe_die(session, cand, clusterer=None):
+    def save_then_maybe_die(session, cands, clusterer=None):
+        # Articles are stored in batches: die before (or inside) the transaction of the
+        # batch that holds article number after + 1.
         global calls
-        calls += 1
-        if where == "before-transaction" and calls > after:
+        if where == "before-transaction" and calls + len(cands) > after:
             os._exit(137)
-        outcome = real_save(session, cand, clusterer)
+        outcomes = real_save(session, cands, clusterer)
+        calls += len(cands)
         if where == "inside-transaction" and calls > after:
             session.flush()
             os._exit(137)
-        return outcome
+        return outcomes
 
-    pipeline.save_article = save_then_maybe_die
+    pipeline.save_articles = save_then_maybe_die
     if where == "before-feed-state":
         pipeline.Pipeline._finish_feed = lambda self, run, summary: os._exit(137)
     from monitor.cli import main

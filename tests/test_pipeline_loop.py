@@ -190,17 +190,20 @@ def test_an_exception_in_one_feed_is_recorded_and_the_next_pass_works(site_serve
 
 def test_an_article_that_cannot_be_stored_is_recorded_and_retried_next_pass(site_server, newsmon_env, tmp_path, monkeypatch):
     feeds = _feeds_file(tmp_path, site_server.base)
-    real = pipeline.save_article
+    real = pipeline.save_articles
     victim: list[str] = []
 
-    def fails_once(session, cand, clusterer=None):
+    def fails_once(session, cands, clusterer=None):
+        # The victim fails in its batch and again when the batch is retried article by article;
+        # the others of its batch are stored on the retry.
         if not victim:
-            victim.append(cand.canonical_url)
-        if cand.canonical_url == victim[0] and len(victim) == 1:
+            victim.append(cands[0].canonical_url)
+        if len(victim) == 1 and any(c.canonical_url == victim[0] for c in cands):
+            real(session, cands, clusterer)  # the engine decides them, then the transaction fails
             raise RuntimeError("disk full, say")
-        return real(session, cand, clusterer)
+        return real(session, cands, clusterer)
 
-    monkeypatch.setattr(pipeline, "save_article", fails_once)
+    monkeypatch.setattr(pipeline, "save_articles", fails_once)
     first = _ingest(feeds)
     assert first["feeds_failed"] == 1 and first["new_articles"] == CLEAN_ROWS - 1
     db = Database(newsmon_env["DATABASE_URL"])

@@ -9,7 +9,8 @@ equal to what the database holds:
   SQLite: an flock beside the database file), then one statement that says whether other
   workers stored articles meanwhile (they are restored) and whether `recluster` changed the
   clustering generation (the engine is rebuilt);
-- the decision is written onto the new article row before it is inserted (one INSERT, no UPDATE);
+- new articles get their ids in one draw per transaction (`draw_ids`: a batch of n articles, one
+  statement on PostgreSQL), and their decisions go into their INSERTs (no UPDATE after);
 - if the transaction does not commit, the engine holds a decision the database does not: it is
   marked stale and rebuilt from the database before the next article (never a ghost decision;
   ids are allocated under the lock, so a rolled-back id is never inherited by another article
@@ -26,12 +27,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
-from sqlalchemy import case, event, func, select, text, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor.clustering.engine import (ArticleFeatures, ClusterDecision, ClusterItem, ClusterSettings,
                                        StoryEngine, StoryMethod)
-from monitor.storage.articles import enqueue_index, refresh_story
+from monitor.storage.articles import refresh_story
 from monitor.storage.db import Database
 from monitor.storage.models import Article, ClusterState, Story, utcnow
 
@@ -115,7 +116,7 @@ class Clusterer:
         self._generation: int | None = None
         self._loaded = False
         self._stale = False
-        self._next_id: int | None = None
+        self._max_id: int | None = None
         self._primed: dict[tuple[str, str], ArticleFeatures] = {}
         self._lock_file = None
         self.rebuilds = 0
@@ -135,11 +136,7 @@ class Clusterer:
         """
         self._hook(session)
         if session.bind.dialect.name == "postgresql":
-            # Ids are drawn under the lock, so they grow in commit order and "id > last seen"
-            # finds every article other workers stored.
-            self._next_id = session.execute(text(
-                "SELECT pg_advisory_xact_lock(:k), nextval(pg_get_serial_sequence('articles', 'id'))"
-            ), {"k": ADVISORY_KEY}).one()[1]
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_KEY})
         else:
             self._flock()
         max_id, generation, *found = session.execute(select(
@@ -147,9 +144,8 @@ class Clusterer:
             select(ClusterState.generation).where(ClusterState.id == 1).scalar_subquery(),
             *lookups,
         )).one()
-        if session.bind.dialect.name != "postgresql":
-            # SQLite hands out max(id) + 1; we hold the only clustering writer's lock.
-            self._next_id = (max_id or 0) + 1
+        # SQLite hands out max(id) + 1 (`draw_ids`); we hold the only clustering writer's lock.
+        self._max_id = max_id or 0
         if self._stale or (self._generation is not None and generation != self._generation):
             self._reset()
         self._generation = generation
@@ -159,29 +155,34 @@ class Clusterer:
             self._catch_up(session)
         return tuple(found)
 
-    def next_id(self) -> int:
-        """The id the article being saved gets (drawn in `begin`, under the lock)."""
-        nid, self._next_id = self._next_id, None
-        if nid is None:
-            raise RuntimeError("Clusterer.begin must run first in this transaction")
-        return nid
+    def draw_ids(self, session: Session, n: int) -> list[int]:
+        """`n` ids for the new articles of this transaction, ascending (after `begin`, under the lock).
 
-    def decide(self, session: Session, article: Article) -> ClusterDecision:
-        """Cluster a new article (its id set, not yet inserted) and write the decision onto it."""
+        Drawn under the lock, so they grow in commit order and "id > last seen" finds every
+        article other workers stored; a rolled-back id is never handed out again (PostgreSQL:
+        sequence values are never reused; SQLite: the engine is rebuilt before the next save,
+        so the reused id carries no stale decision).
+        """
+        if n <= 0:
+            return []
+        if self._max_id is None:
+            raise RuntimeError("Clusterer.begin must run first in this transaction")
+        if session.bind.dialect.name == "postgresql":
+            return sorted(session.scalars(text(
+                "SELECT nextval(pg_get_serial_sequence('articles', 'id')) FROM generate_series(1, :n)"), {"n": n}))
+        first, self._max_id = self._max_id + 1, self._max_id + n
+        return list(range(first, first + n))
+
+    def cluster(self, session: Session, item: ClusterItem, title: str, content_hash: str) -> ClusterDecision:
+        """Decide copy/story for one new article of this transaction (the engine takes it at once,
+        so the next article of the batch is decided against it). If the transaction does not
+        commit, the engine is rebuilt from the database before the next save."""
         session.info["newsmon.cluster_changed"] = True
-        features = self._primed.pop((article.title, article.content_hash), None)
-        decision = self.engine.add(to_item(article), features)
-        apply_new_decision(session, article, decision)
-        if decision.rerooted:
-            session.add(article)
-            session.flush()   # the members will point at it
-        for member_id in decision.rerooted:
-            member = session.get(Article, int(member_id))
-            updated = self.engine.decision_of(member_id)
-            if member is not None and updated is not None:
-                apply_decision(session, member, updated)
-                enqueue_index(session, member.id)
-        self._last_seen_id = max(self._last_seen_id, article.id)
+        key = (title, content_hash)
+        # Kept until commit: a batch that rolls back is retried article by article.
+        session.info.setdefault("newsmon.primed_used", []).append(key)
+        decision = self.engine.add(item, self._primed.get(key))
+        self._last_seen_id = max(self._last_seen_id, int(item.id))
         return decision
 
     def mark_stale(self) -> None:
@@ -199,10 +200,14 @@ class Clusterer:
 
     def _after_commit(self, session: Session) -> None:
         session.info.pop("newsmon.cluster_changed", None)
+        for key in session.info.pop("newsmon.primed_used", ()):
+            self._primed.pop(key, None)
 
     def _after_transaction_end(self, session: Session, transaction) -> None:
         if transaction.parent is not None or transaction.nested:
             return
+        session.info.pop("newsmon.primed_used", None)
+        self._max_id = None
         if session.info.pop("newsmon.cluster_changed", False):
             log.warning("a clustered save did not commit; rebuilding the clustering state from the database")
             self._stale = True
@@ -270,37 +275,21 @@ class Clusterer:
             self._restore(article, None)
 
 
-def apply_new_decision(session: Session, article: Article, decision: ClusterDecision) -> None:
-    """Write a decision onto a new (not yet inserted) article and count it into its story."""
-    story_id = int(decision.story_id)
-    _set_decision_fields(article, decision)
-    article.story_id = story_id
-    if story_id == article.id:
-        session.add(Story(id=story_id, headline=article.title, headline_article_id=story_id, article_count=1,
-                          source_count=1, first_seen=article.published_at, last_updated=utcnow()))
-        session.flush()   # the story row must exist before the article row that points at it
-        return
-    # Counters updated in SQL, before the article is inserted (so it is not counted twice):
-    # one statement instead of reading the story row and asking whether the source is new.
-    known_source = select(Article.id).where(Article.story_id == story_id, Article.source == article.source).exists()
-    values = dict(article_count=Story.article_count + 1,
-                  source_count=Story.source_count + case((known_source, 0), else_=1),
-                  last_updated=utcnow())
-    pub = article.published_at
-    if pub is not None:
-        values["first_seen"] = case((Story.first_seen.is_(None), pub), (Story.first_seen > pub, pub),
-                                    else_=Story.first_seen)
-    session.execute(update(Story).where(Story.id == story_id).values(**values)
-                    .execution_options(synchronize_session=False))
+def decision_fields(decision: ClusterDecision) -> dict:
+    """The article columns a decision sets (story_id aside)."""
+    return dict(
+        duplicate_of=int(decision.duplicate_of) if decision.duplicate_of else None,
+        duplicate_score=decision.duplicate_score,
+        duplicate_method=None if decision.duplicate_method is None else str(decision.duplicate_method),
+        story_score=decision.story_score,
+        story_method=str(decision.story_method),
+        cluster_explanation=decision.explanation,
+    )
 
 
 def _set_decision_fields(article: Article, decision: ClusterDecision) -> None:
-    article.duplicate_of = int(decision.duplicate_of) if decision.duplicate_of else None
-    article.duplicate_score = decision.duplicate_score
-    article.duplicate_method = None if decision.duplicate_method is None else str(decision.duplicate_method)
-    article.story_score = decision.story_score
-    article.story_method = str(decision.story_method)
-    article.cluster_explanation = decision.explanation
+    for name, value in decision_fields(decision).items():
+        setattr(article, name, value)
 
 
 def apply_decision(session: Session, article: Article, decision: ClusterDecision) -> None:

@@ -5,8 +5,10 @@ and pages in two separate thread pools (a hanging feed never takes a page's slot
 `host_concurrency` requests go to one host at a time: the loop only dispatches to hosts with a
 free slot, so no thread ever sits waiting for a busy host; a fetch that turns slow moves out of
 the regular slots, so hanging sites cannot crowd out healthy ones), extracts pages in worker processes
-when asked, and stores each article in its own transaction on the loop's thread, the
-database's only writer here, in publication order (see `monitor.run.order`).
+when asked, and stores the articles on the loop's thread, the database's only writer here, in
+publication order (see `monitor.run.order`): released articles gather into a batch stored in
+one transaction (`save_articles`) every `BATCH_SECONDS`, at `BATCH_MAX` articles, or as soon as
+nothing else is in flight; a batch that fails is stored again article by article.
 
 A feed is finished — articles stored, validators saved, next fetch scheduled, lease released —
 as soon as its own pages are done, not when the others are. Failures stay local: an exception
@@ -42,7 +44,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 if TYPE_CHECKING:
     from multiprocessing.queues import SimpleQueue
@@ -59,7 +61,7 @@ from monitor.stages.extract import MIN_TEXT_CHARS, ExtractedPage, ExtractionErro
 from monitor.stages.merge import build_candidate
 from monitor.stages.parse import FeedEntry, FeedParseError, ParsedFeed, parse_feed
 from monitor.stages.urls import safe_canonical
-from monitor.storage.articles import ArticleCandidate, known_article_id, save_article
+from monitor.storage.articles import ArticleCandidate, SaveOutcome, known_urls, save_articles
 from monitor.storage.db import Database
 from monitor.storage.models import Feed, FetchAttempt, utcnow
 from monitor.run import metrics
@@ -75,6 +77,10 @@ RENEW_EVERY = 60.0  # seconds between lease renewals (the lease itself is 15 min
 SLOW_AFTER = 3.0
 SLOW_SLOTS = 3
 SLOW_MIN = 64  # slow fetches cost a thread and a socket each, no CPU: allow a crowd of them
+# Released articles are stored in batches (one transaction, a few statements for all of them):
+# a batch goes when it is this old, this large, or when nothing else is in flight.
+BATCH_SECONDS = 0.5
+BATCH_MAX = 200
 
 
 @dataclass
@@ -317,7 +323,7 @@ class Pipeline:
         self.max_feeds = max_feeds or 2 * self.feed_threads
         self.max_pages = self.page_threads + 2 * max(1, workers)  # fetched or fetching, not yet extracted
         self.hold = settings.hold_seconds if hold is None else hold
-        self._attempts: list[FetchAttempt] = []
+        self._attempts: list[dict] = []  # fetch-attempt rows, written with the next transaction
         self._lock = threading.Lock()  # guards _periodic registration only
         self._periodic: list[list] = []
 
@@ -350,6 +356,8 @@ class Pipeline:
         self.summary = summary = IngestSummary()
         self._on_feed_done = on_feed_done
         self._order: PublicationOrder[Ready] = PublicationOrder(self.hold)
+        self._batch: list[Ready] = []  # released, in order, not stored yet
+        self._batch_since = 0.0
         self._runs: dict[int, FeedRun] = {}
         self._pending: dict[Future, Job] = {}
         self._feeds = _HostQueues(self.policy.per_host_concurrency)
@@ -372,6 +380,7 @@ class Pipeline:
                         # Hanging fetches must not keep a stopping process alive: their feeds
                         # are not finished, so they are simply fetched again by whoever is next.
                         log.warning("stopping: giving up %d feed(s) still in flight", len(self._runs))
+                        self._store_batch()
                         if any(type(job) is Extraction for job in self._pending.values()):
                             # A child still busy on a page would keep close() waiting for it.
                             self._replace_pool(self._pool_generation, kill=True)
@@ -397,7 +406,7 @@ class Pipeline:
                 self._dispatch()
                 if not self._pending and not self._runs and (exhausted or stop.is_set()):
                     break
-                timeout = 0.25 if self._pending or self._order.waiting else max(0.05, min(1.0, next_claim - now))
+                timeout = 0.25 if self._pending or self._order.waiting or self._batch else max(0.05, min(1.0, next_claim - now))
                 if self._pending:
                     done, _ = wait(list(self._pending), timeout=timeout, return_when=FIRST_COMPLETED)
                 else:
@@ -408,7 +417,12 @@ class Pipeline:
                 if self._extracting:
                     self._check_extractions(time.monotonic())
                 self._release()
-                if self._runs and not self._pending and not len(self._feeds) and not len(self._pages) and not self._order.waiting:
+                now = time.monotonic()
+                if self._batch and (not self._pending or len(self._batch) >= BATCH_MAX
+                                    or now - self._batch_since >= BATCH_SECONDS):
+                    self._store_batch()
+                if (self._runs and not self._pending and not len(self._feeds) and not len(self._pages)
+                        and not self._order.waiting and not self._batch):
                     self._unstick()
         finally:
             if self._runs:  # an exception escaped the loop: nothing is finished, give the leases back
@@ -565,24 +579,24 @@ class Pipeline:
             feed.title = parsed.title or feed.title
             feed.site_url = parsed.link or feed.site_url
             feed.bozo_error = parsed.bozo_error
-        seen_links: set[str] = set()
+        links = [safe_canonical(entry.link or "", result.final_url) if entry.link else None for entry in parsed.entries]
         with self.db.session() as s:
-            for entry in parsed.entries:
-                self.summary.entries += 1
-                link = safe_canonical(entry.link or "", result.final_url) if entry.link else None
-                if link and (link in seen_links or known_article_id(s, link) is not None):
-                    self.summary.entries_known += 1
-                    continue
-                if link:
-                    seen_links.add(link)
-                run.outstanding += 1
-                self._order.started(id(entry), entry.published)
-                if link is None or not run.fetch_pages:
-                    self._store(run, entry, link, None, None)
-                    continue
-                page_url = entry.link if entry.link.startswith("http") else link
-                self._pages.push(_host(page_url), (entry.published or LAST, link), PageFetch(run, entry, link, page_url))
-                run.pages_pending += 1
+            seen_links = known_urls(s, links)  # one query for the whole feed
+        for entry, link in zip(parsed.entries, links):
+            self.summary.entries += 1
+            if link and link in seen_links:
+                self.summary.entries_known += 1
+                continue
+            if link:
+                seen_links.add(link)
+            run.outstanding += 1
+            self._order.started(id(entry), entry.published)
+            if link is None or not run.fetch_pages:
+                self._store(run, entry, link, None, None)
+                continue
+            page_url = entry.link if entry.link.startswith("http") else link
+            self._pages.push(_host(page_url), (entry.published or LAST, link), PageFetch(run, entry, link, page_url))
+            run.pages_pending += 1
         self._order.feed_parsed(run.cohort, run.feed_id)
         self._maybe_finish(run)
 
@@ -799,25 +813,64 @@ class Pipeline:
                 self.clusterer.prime(cand.title, cand.content_hash, features)
             if cand.text_source != "page":
                 self.summary.fallbacks += 1
-        self._order.ready(run.cohort, cand.published_at if cand else entry.published,
-                          cand.canonical_url if cand else (link or ""), Ready(run, entry, cand))
+        # Ties on date and canonical URL (one article linked from two feeds) go by fetched URL
+        # and feed, not by which page answered first: the stored row is the same under any timing.
+        key = f"{cand.canonical_url}\x00{cand.url}\x00{run.feed_id:012d}" if cand else (link or "")
+        self._order.ready(run.cohort, cand.published_at if cand else entry.published, key, Ready(run, entry, cand))
 
     def _release(self, *, everything: bool = False) -> None:
+        """Move the articles whose turn has come, in order, to the batch being stored."""
         for ready in self._order.release(everything=everything):
-            run = ready.run
-            try:
-                if ready.candidate is not None:
-                    self._save(run, ready.candidate, self.summary)
-            except Exception as exc:
-                self._entry_lost(run, ready.entry, exc)
-            else:
-                run.outstanding -= 1
-            try:
-                self._maybe_finish(run)
-            except Exception as exc:
-                log.exception("feed %s: could not save its state", run.url)
-                self._guard("recording a feed failure", lambda exc=exc: self._feed_failed(run, exc, soft=True), None)
-                self._forget(run)
+            if ready.candidate is None:  # nothing to store (no link, no text)
+                ready.run.outstanding -= 1
+                self._after_entry(ready.run)
+                continue
+            if not self._batch:
+                self._batch_since = time.monotonic()
+            self._batch.append(ready)
+            if len(self._batch) >= BATCH_MAX:
+                self._store_batch()
+
+    def _after_entry(self, run: FeedRun) -> None:
+        try:
+            self._maybe_finish(run)
+        except Exception as exc:
+            log.exception("feed %s: could not save its state", run.url)
+            self._guard("recording a feed failure", lambda exc=exc: self._feed_failed(run, exc, soft=True), None)
+            self._forget(run)
+
+    def _store_batch(self) -> None:
+        """Store the batch in one transaction; if that fails, each article in a transaction of its
+        own, so one bad article costs only itself (the clusterer rebuilds its engine from the
+        database after the failed transaction, so it holds only what was committed)."""
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        attempts, self._attempts = self._attempts, []
+        try:
+            outcomes = self._save([ready.candidate for ready in batch], attempts)
+        except Exception as exc:
+            self._attempts = attempts + self._attempts  # they were in the rolled-back transaction
+            if len(batch) == 1:
+                self._entry_lost(batch[0].run, batch[0].entry, exc)
+                self._after_entry(batch[0].run)
+                return
+            log.warning("a batch of %d articles could not be stored (%s); storing them one by one", len(batch), exc)
+            for ready in batch:
+                attempts, self._attempts = self._attempts, []
+                try:
+                    (outcome,) = self._save([ready.candidate], attempts)
+                except Exception as exc1:
+                    self._attempts = attempts + self._attempts
+                    self._entry_lost(ready.run, ready.entry, exc1)
+                else:
+                    self._count(ready.run, outcome)
+                self._after_entry(ready.run)
+            return
+        for ready, outcome in zip(batch, outcomes):
+            self._count(ready.run, outcome)
+        for ready in batch:
+            self._after_entry(ready.run)
 
     def _entry_lost(self, run: FeedRun, entry: FeedEntry, exc: Exception) -> None:
         """An article could not be stored: recorded, and its feed is retried later (validators not saved)."""
@@ -826,24 +879,28 @@ class Pipeline:
         run.failed = f"could not store {entry.link}: {type(exc).__name__}: {exc}"
         run.outstanding -= 1
 
-    def _save(self, run: FeedRun, cand: ArticleCandidate, summary: IngestSummary) -> None:
+    def _save(self, candidates: list[ArticleCandidate], attempts: list[dict]) -> list[SaveOutcome]:
         with self.db.session() as s:
-            self._write_attempts(s)
-            outcome = save_article(s, cand, self.clusterer)
+            if attempts:
+                s.execute(insert(FetchAttempt.__table__), attempts)
+            return save_articles(s, candidates, self.clusterer)
+
+    def _count(self, run: FeedRun, outcome: SaveOutcome) -> None:
+        run.outstanding -= 1
         metrics.article_saved(outcome.status)
         if outcome.status == "new":
-            summary.new_articles += 1
+            self.summary.new_articles += 1
             run.new_articles += 1
         elif outcome.status == "updated":
-            summary.updated_articles += 1
+            self.summary.updated_articles += 1
         else:
-            summary.duplicates += 1
+            self.summary.duplicates += 1
 
     def _record(self, feed_id, kind, url, result: FetchResult | None, outcome, error_kind=None, error=None, status=None):
         """Queue a fetch-attempt row; it is written with the next transaction (no commit of its own)."""
         metrics.fetch_recorded(kind, outcome, result.elapsed_ms if result is not None else None, error_kind)
-        self._attempts.append(FetchAttempt(
-            feed_id=feed_id, kind=kind, url=url[:2048], outcome=outcome, error_kind=error_kind,
+        self._attempts.append(dict(
+            feed_id=feed_id, kind=kind, url=url[:2048], started_at=utcnow(), outcome=outcome, error_kind=error_kind,
             error=(error or None) and str(error)[:2000],
             http_status=result.status if result is not None else status,
             elapsed_ms=result.elapsed_ms if result is not None else None,
@@ -853,4 +910,4 @@ class Pipeline:
     def _write_attempts(self, session) -> None:
         if self._attempts:
             attempts, self._attempts = self._attempts, []
-            session.add_all(attempts)
+            session.execute(insert(FetchAttempt.__table__), attempts)  # one executemany

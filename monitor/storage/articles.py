@@ -63,11 +63,6 @@ class SaveOutcome:
     status: Literal["new", "updated", "duplicate-url", "duplicate-hash"]
 
 
-def known_article_id(session: Session, url: str) -> int | None:
-    """The article stored under this (canonical) URL, if any."""
-    return session.scalar(select(ArticleUrl.article_id).where(ArticleUrl.url == url))
-
-
 def known_urls(session: Session, urls) -> set[str]:
     """Which of these URLs an article is stored under (one query per 500 URLs)."""
     found: set[str] = set()

@@ -124,8 +124,17 @@ def copy_features(text: str, *, shingle_size: int = 3, head_words: int = 80,
         shingles=shingles,
         inv=inv.astype(_index_dtype(len(shingles))),
         para=np.asarray(para, dtype=_index_dtype(para[-1] if para else 0)),
-        head=textnorm.shingle_hashes(tokens[:head_words], shingle_size),
+        head=_head_shingles(seq, shingles, tokens, head_words, shingle_size),
     )
+
+
+def _head_shingles(seq: np.ndarray, shingles: np.ndarray, tokens: list[str], head_words: int, k: int) -> np.ndarray:
+    """`shingle_hashes(tokens[:head_words], k)` sliced out of the whole text's sequence (not rehashed)."""
+    if len(tokens) <= head_words:
+        return shingles                                         # the head is the whole text
+    if head_words < k:
+        return textnorm.shingle_hashes(tokens[:head_words], k)  # one hash of the head's few words
+    return np.unique(seq[: head_words - k + 1])
 
 
 def _members(small: np.ndarray, large: np.ndarray) -> np.ndarray:
@@ -214,7 +223,10 @@ class Banding:
         if not len(hashes):
             return np.full(n, np.uint64(2**32), dtype=np.uint64)
         x = hashes.astype(np.uint64)[:, None]
-        return ((x * self._a + self._b) >> np.uint64(32)).min(axis=0)
+        # >> 32 is monotone, so the minimum is taken first and only n values are shifted.
+        h = x * self._a
+        h += self._b
+        return h.min(axis=0) >> np.uint64(32)
 
     def keys(self, feats: CopyFeatures) -> np.ndarray:
         """LSH keys of the whole-text and head signatures (stored on `feats`)."""

@@ -149,11 +149,34 @@ def _term_key(tok: str) -> str | None:
     return key
 
 
+def _upper_class() -> str:
+    """Regex class of the characters that start a capitalised token: `str.isupper` and `[^\\W_]`."""
+    alnum = re.compile(r"[^\W_]")
+    ranges: list[list[int]] = []
+    for c in range(0x110000):
+        ch = chr(c)
+        if ch.isupper() and alnum.match(ch):
+            if ranges and ranges[-1][1] == c - 1:
+                ranges[-1][1] = c
+            else:
+                ranges.append([c, c])
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+# A run of capitalised tokens separated by single spaces, each a whole `_GAP_TOKEN` token:
+# not preceded by a token character, nor by one of ' . - glued to a token (that would make
+# it the tail of a longer token such as "foo-Bar"). One C-level findall replaces a Python
+# step per token; only the capitalised tokens are looked at.
+_CAP_TOKEN = r"[{U}][^\W_]*(?:['.-][^\W_]+)*".replace("{U}", _upper_class())
+_CAP_RUN = re.compile(r"(?<![^\W_])(?<![^\W_]['.-])" + _CAP_TOKEN + "(?: " + _CAP_TOKEN + ")*")
+
+
 def _entities(raw: str, max_len: int = 2) -> list[str]:
     """Capitalised names ("Joint Base Elmendorf", "NATO", "Rutte") as stemmed keys.
 
     A run of capitalised words separated only by spaces is one name; any
-    punctuation ends it, so a comma-separated list of leaders stays a list.
+    punctuation ends it, so a comma-separated list of leaders stays a list; a
+    capitalised stopword ("The", "Of") ends it too.
     A run yields its words and its adjacent word pairs (long runs are mostly
     titles plus names: "French President Emmanuel Macron"), so "President
     Trump" and "Trump" meet.
@@ -161,18 +184,16 @@ def _entities(raw: str, max_len: int = 2) -> list[str]:
     out: list[str] = []
     run: list[str] = []
     cache = _cap_cache
-    for gap, tok in _GAP_TOKEN.findall(raw):
-        key = cache.get(tok, 0)
-        if key == 0:
-            key = _cap_key(tok)
-        if key is None:
-            if run:
+    for found in _CAP_RUN.findall(raw):
+        for tok in found.split(" "):
+            key = cache.get(tok, 0)
+            if key == 0:
+                key = _cap_key(tok)
+            if key is None:
                 _flush(run, out, max_len)
-            continue
-        if run and gap != " ":
-            _flush(run, out, max_len)
-        run.append(key)
-    _flush(run, out, max_len)
+            else:
+                run.append(key)
+        _flush(run, out, max_len)
     return out
 
 
@@ -202,24 +223,28 @@ def story_features(title: str, text: str, *, lead_words: int = 80, max_words: in
     for zone, chunk in _zones(title, text, lead_words, max_words, straightened):
         if not chunk:
             continue
-        keys = []
-        for tok in textnorm.words_of_straight(chunk):
+        # Sublinear within a zone, weighted across zones: a word in the headline
+        # counts `title` times one mention in the body, however often the body repeats it.
+        weight = zw[zone]
+        # Count tokens first (C-level Counter), then map each distinct token to its key once;
+        # keys keep their first-occurrence order, as counting the key sequence would.
+        counts: dict[str, int] = {}
+        for tok, c in Counter(textnorm.words_of_straight(chunk)).items():
             key = cache.get(tok, 0)
             if key == 0:
                 key = _term_key(tok)
             if key is not None:
-                keys.append(key)
-        ents = _entities(chunk)
-        keys.extend(["e:" + e for e in ents])
+                counts[key] = counts.get(key, 0) + c
+        for k, c in counts.items():
+            out[k] += weight * (1.0 + log(c)) if c > 1 else weight
+        ents = Counter(_entities(chunk)).items()
+        for e, c in ents:
+            out["e:" + e] += weight * (1.0 + log(c)) if c > 1 else weight
         if zone != "body":
             # Who/where the headline and lead name: the event's own actors and
             # places, as opposed to ones mentioned for context further down.
-            keys.extend(["L:" + e for e in ents])
-        # Sublinear within a zone, weighted across zones: a word in the headline
-        # counts `title` times one mention in the body, however often the body repeats it.
-        weight = zw[zone]
-        for k, c in Counter(keys).items():
-            out[k] += weight * (1.0 + log(c)) if c > 1 else weight
+            for e, c in ents:
+                out["L:" + e] += weight * (1.0 + log(c)) if c > 1 else weight
     return dict(out)
 
 

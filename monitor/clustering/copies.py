@@ -246,55 +246,79 @@ def banding(num_perm: int, threshold: float) -> Banding:
 
 
 class BandIndex:
-    """LSH buckets: which slots share a band key, as two levels of sorted numpy arrays.
+    """LSH buckets: which slots share a band key; a sorted numpy level plus a dict of recent keys.
 
-    Keys are 64-bit mixes of (band number, the band's MinHash values). An insert goes
-    into the small level with one `np.insert` (a memmove of at most `min_merge` keys,
-    no Python loop per key); the small level is merged into the large one when it
-    reaches 1/16 of it, so an entry costs ~12 bytes and inserts amortise to O(1).
-    Removal only forgets the slot; dead slots are dropped at the next merge.
+    Keys are 64-bit mixes of (band number, the band's MinHash values). An insert goes into
+    the recent level, a dict key -> slot (a list when a key is shared): ~50 dict stores per
+    article instead of shifting a sorted array. The recent level is merged into the large
+    sorted level (~12 bytes per entry) when it reaches 1/16 of it, so inserts amortise to
+    O(1) and memory stays near the arrays'. Removal only forgets the slot; dead slots are
+    dropped at the next merge.
     """
 
     def __init__(self, min_merge: int = 16_384):
         self._keys = np.empty(0, dtype=np.uint64)
         self._slots = np.empty(0, dtype=np.int32)
-        self._rkeys = np.empty(0, dtype=np.uint64)
-        self._rslots = np.empty(0, dtype=np.int32)
+        self._recent: dict[int, int | list[int]] = {}
+        self._n_recent = 0
         self._alive: set[int] = set()
         self._min_merge = min_merge
 
     def insert(self, slot: int, keys: np.ndarray) -> None:
         self._alive.add(slot)
-        ks = np.sort(keys)
-        pos = np.searchsorted(self._rkeys, ks)
-        self._rkeys = np.insert(self._rkeys, pos, ks)
-        self._rslots = np.insert(self._rslots, pos, np.int32(slot))
-        if len(self._rkeys) >= max(self._min_merge, len(self._keys) // 16):
+        recent = self._recent
+        for k in keys.tolist():
+            cur = recent.get(k)
+            if cur is None:
+                recent[k] = slot
+            elif type(cur) is list:
+                cur.append(slot)
+            else:
+                recent[k] = [cur, slot]
+        self._n_recent += len(keys)
+        if self._n_recent >= max(self._min_merge, len(self._keys) // 16):
             self._merge()
 
     def remove(self, slot: int) -> None:
         self._alive.discard(slot)
 
     def _merge(self) -> None:
-        keys = np.concatenate([self._keys, self._rkeys])
-        slots = np.concatenate([self._slots, self._rslots])
+        rk: list[int] = []
+        rs: list[int] = []
+        for k, v in self._recent.items():
+            if type(v) is list:
+                rk.extend([k] * len(v))
+                rs.extend(v)
+            else:
+                rk.append(k)
+                rs.append(v)
+        keys = np.concatenate([self._keys, np.array(rk, dtype=np.uint64)])
+        slots = np.concatenate([self._slots, np.array(rs, dtype=np.int32)])
         alive = np.isin(slots, np.fromiter(self._alive, dtype=np.int32, count=len(self._alive)))
         keys, slots = keys[alive], slots[alive]
         order = np.argsort(keys, kind="stable")
         self._keys, self._slots = keys[order], slots[order]
-        self._rkeys = np.empty(0, dtype=np.uint64)
-        self._rslots = np.empty(0, dtype=np.int32)
+        self._recent = {}
+        self._n_recent = 0
 
     def query(self, keys: np.ndarray) -> set[int]:
         out: set[int] = set()
-        for level_keys, level_slots in ((self._keys, self._slots), (self._rkeys, self._rslots)):
-            if not len(level_keys):
-                continue
-            lo = np.searchsorted(level_keys, keys, "left")
-            hi = np.searchsorted(level_keys, keys, "right")
+        if len(self._keys):
+            lo = np.searchsorted(self._keys, keys, "left")
+            hi = np.searchsorted(self._keys, keys, "right")
             hit = hi > lo
-            for a, b in zip(lo[hit].tolist(), hi[hit].tolist()):
-                out.update(level_slots[a:b].tolist())
+            if hit.any():
+                slots = self._slots
+                for a, b in zip(lo[hit].tolist(), hi[hit].tolist()):
+                    out.update(slots[a:b].tolist())
+        recent = self._recent
+        for k in keys.tolist():
+            v = recent.get(k)
+            if v is not None:
+                if type(v) is list:
+                    out.update(v)
+                else:
+                    out.add(v)
         return out & self._alive
 
     def __len__(self) -> int:

@@ -324,23 +324,37 @@ class Vocabulary:
             setattr(self, name, arr)
 
     def _new_id(self, key: str) -> int:
+        i = self._alloc(key, fresh := [])
+        self._init_ids(fresh)
+        return i
+
+    def _alloc(self, key: str, fresh: list[tuple[int, str, int]]) -> int:
+        """Intern `key` (and the "e:" key an "L:" key takes its df from); numpy fields are set later."""
+        i = self.ids.get(key)
+        if i is not None:
+            return i
         if self.free:
             i = self.free.pop()
             self.names[i] = key
         else:
             i = len(self.names)
-            self._grow(i + 1)
             self.names.append(key)
         self.ids[key] = i
-        if key[0] == "L":
-            self.lead[i] = True
-            self.nsw[i] = self.ns_weights.get("e:", 1.0)
-            self.df_of[i] = self.id_of("e" + key[1:])
-        else:
-            self.lead[i] = False
-            self.nsw[i] = self.ns_weights.get(key[:2], 1.0)
-            self.df_of[i] = i
+        df_of = self._alloc("e" + key[1:], fresh) if key[0] == "L" else i
+        fresh.append((i, key, df_of))
         return i
+
+    def _init_ids(self, fresh: list[tuple[int, str, int]]) -> None:
+        """Set the numpy fields of newly interned ids in one vectorised step per field."""
+        if not fresh:
+            return
+        self._grow(len(self.names))
+        idx = np.fromiter((f[0] for f in fresh), dtype=np.int64, count=len(fresh))
+        ew = self.ns_weights.get("e:", 1.0)
+        nsw = self.ns_weights
+        self.lead[idx] = [f[1][0] == "L" for f in fresh]
+        self.nsw[idx] = [ew if f[1][0] == "L" else nsw.get(f[1][:2], 1.0) for f in fresh]
+        self.df_of[idx] = [f[2] for f in fresh]
 
     def id_of(self, key: str) -> int:
         i = self.ids.get(key)
@@ -350,7 +364,11 @@ class Vocabulary:
         get = self.ids.get
         lst = [get(k) for k in tf]
         if None in lst:
-            lst = [self.id_of(k) if i is None else i for i, k in zip(lst, tf)]
+            # New keys: interned in the same order as one id_of per key would, numpy fields set at once.
+            fresh: list[tuple[int, str, int]] = []
+            alloc = self._alloc
+            lst = [alloc(k, fresh) if i is None else i for i, k in zip(lst, tf)]
+            self._init_ids(fresh)
         ids = np.array(lst, dtype=np.int32)
         vals = np.fromiter(tf.values(), dtype=np.float64, count=len(tf)).astype(np.float32)
         return Encoded(ids, vals)

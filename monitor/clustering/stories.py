@@ -537,16 +537,18 @@ class StoryIndex:
 
     def candidates(self, vec: Vector) -> list[str]:
         """Stories sharing the most of the article's top features (bounded by the window)."""
-        counts: dict[str, float] = defaultdict(float)
+        counts: dict[str, float] = {}
         keys = self._index_keys(vec)
         weights = vec.m_w[np.searchsorted(vec.m_ids, keys)]
-        for k, w in zip(keys.tolist(), weights.tolist()):
-            for sid in self._postings.values_of(k):
-                counts[sid] += w
+        self._postings.accumulate(keys.tolist(), weights.tolist(), counts)
         # Ties broken by story id: the same state gives the same candidates in any process.
-        if len(counts) <= self.max_candidates:
-            return sorted(counts, key=lambda sid: (-counts[sid], sid))
-        return heapq.nsmallest(self.max_candidates, counts, key=lambda sid: (-counts[sid], sid))
+        # (-count, id) tuples compare in C; a key function would be one Python call per story.
+        ranked = [(-c, sid) for sid, c in counts.items()]
+        if len(ranked) <= self.max_candidates:
+            ranked.sort()
+        else:
+            ranked = heapq.nsmallest(self.max_candidates, ranked)
+        return [sid for _, sid in ranked]
 
     def _time_factor(self, st: _Story, timestamp: float | None) -> float:
         if timestamp is None:

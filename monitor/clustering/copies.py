@@ -97,18 +97,38 @@ def _index_dtype(n: int):
     return np.uint16 if n <= 65535 else np.uint32
 
 
+MAX_WORDS = 20_000   # copy features look at the first 20,000 words (bounds time on huge texts)
+
+
+def paragraph_tokens(straight: str, max_words: int = MAX_WORDS) -> list[list[str]]:
+    """`words_of_straight` tokens of each non-blank paragraph, until `max_words` tokens are reached."""
+    out: list[list[str]] = []
+    n = 0
+    for p in straight.split("\n"):
+        if p.strip():
+            toks = textnorm.words_of_straight(p)
+            out.append(toks)
+            n += len(toks)
+            if n >= max_words:
+                break
+    return out
+
+
 def copy_features(text: str, *, shingle_size: int = 3, head_words: int = 80,
-                  max_words: int = 20000, straightened: bool = False) -> CopyFeatures:
+                  max_words: int = MAX_WORDS, straightened: bool = False,
+                  para_tokens: list[list[str]] | None = None) -> CopyFeatures:
     """Shingles, paragraph map, head shingles and content hash of one text.
 
-    `straightened=True` says `text` already went through `textnorm.straighten`.
+    `straightened=True` says `text` already went through `textnorm.straighten`;
+    `para_tokens` are `paragraph_tokens(text, >= max_words)` when the caller already has them.
     """
     # Straighten once (NFKC + quotes/dashes); paragraphs and the hash both use it.
     straight = text if straightened else textnorm.straighten(text)
+    if para_tokens is None:
+        para_tokens = paragraph_tokens(straight, max_words)
     tokens: list[str] = []
     para_of: list[int] = []
-    for i, p in enumerate(p for p in straight.split("\n") if p.strip()):
-        toks = textnorm.words_of_straight(p)
+    for i, toks in enumerate(para_tokens):
         if len(tokens) + len(toks) > max_words:
             toks = toks[: max_words - len(tokens)]
         tokens.extend(toks)

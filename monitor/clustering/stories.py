@@ -92,30 +92,47 @@ def stem(word: str) -> str:
     return word[:7]
 
 
-def _zones(title: str, text: str, lead_words: int, max_words: int, straightened: bool = False):
-    """Yield (zone, raw text) pieces: headline, lead (first `lead_words` words), body."""
-    yield "title", title or ""
+def _zones(title: str, text: str, lead_words: int, max_words: int, straightened: bool = False,
+           para_tokens: list[list[str]] | None = None):
+    """Yield (zone, raw text, tokens or None) pieces: headline, lead (first `lead_words` words), body.
+
+    `para_tokens[j]` are the `words_of_straight` tokens of the j-th non-blank paragraph, when
+    the caller has them (copy features tokenise the same paragraphs); a zone's tokens are then
+    theirs concatenated (a token never spans a line break), otherwise None.
+    """
+    yield "title", title or "", None
     body = (text or "") if straightened else textnorm.straighten(text or "")
     words_seen = 0
     lead_parts, body_parts = [], []
+    lead_toks: list[str] | None = [] if para_tokens is not None else None
+    body_toks: list[str] | None = [] if para_tokens is not None else None
+    known = len(para_tokens) if para_tokens is not None else 0
+    j = 0
     for para in body.split("\n"):
         if not para.strip():
             continue
         n = len(para.split())
         if words_seen < lead_words:
             lead_parts.append(para)
+            if lead_toks is not None:
+                if j < known:
+                    lead_toks.extend(para_tokens[j])
+                else:
+                    lead_toks = None
         else:
             body_parts.append(para)
+            if body_toks is not None:
+                if j < known:
+                    body_toks.extend(para_tokens[j])
+                else:
+                    body_toks = None
+        j += 1
         words_seen += n
         if words_seen >= max_words:
             break
-    yield "lead", "\n".join(lead_parts)
-    yield "body", "\n".join(body_parts)
+    yield "lead", "\n".join(lead_parts), lead_toks
+    yield "body", "\n".join(body_parts), body_toks
 
-
-# A token and the non-token characters before it; the same tokens as
-# finditer(r"[^\W_]+(?:['.-][^\W_]+)*") would give, but in one C-level findall.
-_GAP_TOKEN = re.compile(r"((?:[^\w]|_)*)([^\W_]+(?:['.-][^\W_]+)*)")
 
 # Per-token classification caches (bounded; cleared when full). Texts repeat
 # the same few thousand words, so most tokens cost one dict lookup.
@@ -163,12 +180,15 @@ def _upper_class() -> str:
     return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
 
 
-# A run of capitalised tokens separated by single spaces, each a whole `_GAP_TOKEN` token:
+# A run of capitalised tokens separated by single spaces, each a whole token `[^\W_]+(?:['.-][^\W_]+)*`:
 # not preceded by a token character, nor by one of ' . - glued to a token (that would make
 # it the tail of a longer token such as "foo-Bar"). One C-level findall replaces a Python
-# step per token; only the capitalised tokens are looked at.
-_CAP_TOKEN = r"[{U}][^\W_]*(?:['.-][^\W_]+)*".replace("{U}", _upper_class())
-_CAP_RUN = re.compile(r"(?<![^\W_])(?<![^\W_]['.-])" + _CAP_TOKEN + "(?: " + _CAP_TOKEN + ")*")
+# step per token; only the capitalised tokens are looked at. Built on first use: listing the
+# uppercase characters walks all of Unicode (~0.3 s), which only clustering processes need.
+@lru_cache(maxsize=1)
+def _cap_run() -> re.Pattern:
+    cap = r"[{U}][^\W_]*(?:['.-][^\W_]+)*".replace("{U}", _upper_class())
+    return re.compile(r"(?<![^\W_])(?<![^\W_]['.-])" + cap + "(?: " + cap + ")*")
 
 
 def _entities(raw: str, max_len: int = 2) -> list[str]:
@@ -184,7 +204,7 @@ def _entities(raw: str, max_len: int = 2) -> list[str]:
     out: list[str] = []
     run: list[str] = []
     cache = _cap_cache
-    for found in _CAP_RUN.findall(raw):
+    for found in _cap_run().findall(raw):
         for tok in found.split(" "):
             key = cache.get(tok, 0)
             if key == 0:
@@ -209,27 +229,30 @@ def _flush(run: list[str], out: list[str], max_len: int) -> None:
 
 
 def story_features(title: str, text: str, *, lead_words: int = 80, max_words: int = 5000,
-                   zone_weights: dict | None = None, straightened: bool = False) -> dict[str, float]:
+                   zone_weights: dict | None = None, straightened: bool = False,
+                   para_tokens: list[list[str]] | None = None) -> dict[str, float]:
     """Zone-weighted, sublinear term frequencies of one article (before IDF).
 
     Keys are namespaced: "w:" content word stems, "e:" capitalised phrases,
     "n:" numbers. `straightened=True` says `text` already went through
-    `textnorm.straighten`.
+    `textnorm.straighten`; `para_tokens` are its paragraphs' tokens if already known (see `_zones`).
     """
     zw = zone_weights or {"title": 3.0, "lead": 2.0, "body": 1.0}
     out: dict[str, float] = defaultdict(float)
     cache = _term_cache
     log = math.log
-    for zone, chunk in _zones(title, text, lead_words, max_words, straightened):
+    for zone, chunk, toks in _zones(title, text, lead_words, max_words, straightened, para_tokens):
         if not chunk:
             continue
+        if toks is None:
+            toks = textnorm.words_of_straight(chunk)
         # Sublinear within a zone, weighted across zones: a word in the headline
         # counts `title` times one mention in the body, however often the body repeats it.
         weight = zw[zone]
         # Count tokens first (C-level Counter), then map each distinct token to its key once;
         # keys keep their first-occurrence order, as counting the key sequence would.
         counts: dict[str, int] = {}
-        for tok, c in Counter(textnorm.words_of_straight(chunk)).items():
+        for tok, c in Counter(toks).items():
             key = cache.get(tok, 0)
             if key == 0:
                 key = _term_key(tok)

@@ -42,7 +42,7 @@ import heapq
 import math
 from functools import lru_cache
 import re
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -507,7 +507,9 @@ class StoryIndex:
         self._postings: Postings[int, str] = Postings()   # feature id -> story ids
         self._expiry: list[tuple[float, str]] = []        # (story last time when pushed, story id)
         self.idf_docs = s.idf_docs
-        self._learned: dict[str, np.ndarray] = {}      # article id -> feature ids, in learning order
+        # article id -> feature ids, in learning order. An OrderedDict: the oldest is taken once per
+        # article, and next(iter()) of a plain dict walks the slots its deletions left at the front.
+        self._learned: OrderedDict[str, np.ndarray] = OrderedDict()
 
         self._scratch = np.zeros(1024, dtype=np.float32)  # dense copy of the article vector during assign
 

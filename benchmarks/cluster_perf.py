@@ -28,11 +28,14 @@ sequential, ~0.06 ms an article), but only the last `--warmup-days` days of arti
 the first measured batch (default 3 x the window) go through the engine; earlier ones are
 skipped. What this measures: the cost per article with the window full at a realistic load
 and the IDF counted over its latest originals, i.e. the steady state at n. What it does not:
-state that only a full run would build, namely stories kept alive (by a member at least every
-`window_days`) through the whole skipped span, which a full run could hold; the window,
-IDF and vocabulary are built the same way. Marks whose measured batch falls in the skipped
-span are not reported; the baseline is then compared with our cost at n (both are per
-article with a full window: neither grows with n once the window is full).
+the same decisions as a full run. Stories kept alive (by a member at least every
+`window_days`) through the skipped span exist only in a full run, and this stream's stories
+mix a fixed pool of base texts, so they live long: a 7-day warm-up at 30K articles gave the
+full run's copy decision for 999 of the last 1,000 articles but the same story method for
+876 and same-story pairs at P 0.74 / R 0.83 against it. The window, IDF and vocabulary
+sizes, which set the cost per article, are built the same way. Marks whose measured batch
+falls in the skipped span are not reported; the baseline is then compared with our cost at
+n (both per article with a full window: neither grows with n once the window is full).
 
     python benchmarks/cluster_perf.py [--n 100000] [--per-day 2000] [--baseline-n 20000]
                                       [--warmup [--warmup-days 21]]

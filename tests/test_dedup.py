@@ -148,3 +148,12 @@ def test_copies_are_found_across_many_index_merges_and_evictions():
     index.evict_before(101.0)
     assert index.find(copy_features("\n".join(paras[:-2]))) is None
     assert len(index) == 20   # the 20 later fillers
+
+
+def test_head_shingles_are_the_shingles_of_the_first_words():
+    from monitor.stages import textnorm
+
+    tokens = textnorm.words(ORIGINAL)
+    for head_words in (1, 2, 3, 10, len(tokens) - 1, len(tokens), len(tokens) + 5):
+        feats = copy_features(ORIGINAL, head_words=head_words)
+        assert feats.head.tolist() == textnorm.shingle_hashes(tokens[:head_words], 3).tolist()

@@ -156,3 +156,34 @@ def test_story_features_survive_the_token_caches_being_cleared():
     stories._term_cache.clear()
     stories._cap_cache.clear()
     assert story_features("NATO and Ukraine aid", text) == first
+
+
+def test_capitalised_runs_are_names_split_by_punctuation_stopwords_and_lowercase_tokens():
+    from monitor.clustering.stories import _entities
+
+    text = ("The White House said U.S. President Joe Biden met foo-Bar, iPhone makers and NATO in "
+            "Élysée Palace.\nKeir Starmer  Of Labour")
+    assert _entities(text) == ["white", "house", "white house", "u.s", "preside", "joe", "biden", "preside joe",
+                               "joe biden", "nato", "élysée", "palace", "élysée palace", "keir", "starmer",
+                               "keir starmer", "labour"]
+
+
+@pytest.mark.parametrize("max_story_words", [3, 12, 1500])
+def test_features_from_shared_paragraph_tokens_equal_features_computed_alone(max_story_words):
+    from monitor.clustering.copies import copy_features
+    from monitor.clustering.engine import compute_features
+    from monitor.stages.textnorm import straighten
+
+    text = "\n".join(["Polish officials said drones crossed the border near Lublin on Tuesday.", "",
+                      "NATO's Rutte said 5% of GDP, 800,000 troops and U.S. support were \u201cessential\u201d.",
+                      "  ", "Later, Romania's Defence Ministry said the drones came from Russia."] * 3)
+    s = ClusterSettings(max_story_words=max_story_words)
+    feats = compute_features("Drones over Poland", text, s)
+    straight = straighten(text)
+    alone = copy_features(straight, shingle_size=s.shingle_size, head_words=s.head_words, straightened=True)
+    for field in ("shingles", "inv", "para", "head"):
+        assert getattr(feats.copy, field).tolist() == getattr(alone, field).tolist()
+    assert feats.copy.hash == alone.hash
+    tf = story_features("Drones over Poland", straight, lead_words=s.lead_words, max_words=max_story_words,
+                        zone_weights=s.zone_weights, straightened=True)
+    assert list(feats.story.items()) == list(tf.items())

@@ -18,8 +18,8 @@ original): one signature of the whole text and one of its first
 `head_words` words.
 
 Memory is bounded by the window: entries older than it are evicted. The LSH
-band buckets live in two levels of sorted numpy arrays (`BandIndex`, ~12
-bytes per band entry) and an entry keeps its sorted unique shingles plus, per text position,
+band buckets live in a sorted numpy level (`BandIndex`, ~12 bytes per band
+entry) plus a dict of the keys inserted since its last merge and an entry keeps its sorted unique shingles plus, per text position,
 the index of its shingle and its paragraph number, so verification is a
 `searchsorted` of one sorted array in another (no sort, no `np.unique` per
 candidate).
@@ -97,18 +97,38 @@ def _index_dtype(n: int):
     return np.uint16 if n <= 65535 else np.uint32
 
 
+MAX_WORDS = 20_000   # copy features look at the first 20,000 words (bounds time on huge texts)
+
+
+def paragraph_tokens(straight: str, max_words: int = MAX_WORDS) -> list[list[str]]:
+    """`words_of_straight` tokens of each non-blank paragraph, until `max_words` tokens are reached."""
+    out: list[list[str]] = []
+    n = 0
+    for p in straight.split("\n"):
+        if p.strip():
+            toks = textnorm.words_of_straight(p)
+            out.append(toks)
+            n += len(toks)
+            if n >= max_words:
+                break
+    return out
+
+
 def copy_features(text: str, *, shingle_size: int = 3, head_words: int = 80,
-                  max_words: int = 20000, straightened: bool = False) -> CopyFeatures:
+                  max_words: int = MAX_WORDS, straightened: bool = False,
+                  para_tokens: list[list[str]] | None = None) -> CopyFeatures:
     """Shingles, paragraph map, head shingles and content hash of one text.
 
-    `straightened=True` says `text` already went through `textnorm.straighten`.
+    `straightened=True` says `text` already went through `textnorm.straighten`;
+    `para_tokens` are `paragraph_tokens(text, >= max_words)` when the caller already has them.
     """
     # Straighten once (NFKC + quotes/dashes); paragraphs and the hash both use it.
     straight = text if straightened else textnorm.straighten(text)
+    if para_tokens is None:
+        para_tokens = paragraph_tokens(straight, max_words)
     tokens: list[str] = []
     para_of: list[int] = []
-    for i, p in enumerate(p for p in straight.split("\n") if p.strip()):
-        toks = textnorm.words_of_straight(p)
+    for i, toks in enumerate(para_tokens):
         if len(tokens) + len(toks) > max_words:
             toks = toks[: max_words - len(tokens)]
         tokens.extend(toks)
@@ -124,8 +144,17 @@ def copy_features(text: str, *, shingle_size: int = 3, head_words: int = 80,
         shingles=shingles,
         inv=inv.astype(_index_dtype(len(shingles))),
         para=np.asarray(para, dtype=_index_dtype(para[-1] if para else 0)),
-        head=textnorm.shingle_hashes(tokens[:head_words], shingle_size),
+        head=_head_shingles(seq, shingles, tokens, head_words, shingle_size),
     )
+
+
+def _head_shingles(seq: np.ndarray, shingles: np.ndarray, tokens: list[str], head_words: int, k: int) -> np.ndarray:
+    """`shingle_hashes(tokens[:head_words], k)` sliced out of the whole text's sequence (not rehashed)."""
+    if len(tokens) <= head_words:
+        return shingles                                         # the head is the whole text
+    if head_words < k:
+        return textnorm.shingle_hashes(tokens[:head_words], k)  # one hash of the head's few words
+    return np.unique(seq[: head_words - k + 1])
 
 
 def _members(small: np.ndarray, large: np.ndarray) -> np.ndarray:
@@ -214,7 +243,10 @@ class Banding:
         if not len(hashes):
             return np.full(n, np.uint64(2**32), dtype=np.uint64)
         x = hashes.astype(np.uint64)[:, None]
-        return ((x * self._a + self._b) >> np.uint64(32)).min(axis=0)
+        # >> 32 is monotone, so the minimum is taken first and only n values are shifted.
+        h = x * self._a
+        h += self._b
+        return h.min(axis=0) >> np.uint64(32)
 
     def keys(self, feats: CopyFeatures) -> np.ndarray:
         """LSH keys of the whole-text and head signatures (stored on `feats`)."""
@@ -234,55 +266,84 @@ def banding(num_perm: int, threshold: float) -> Banding:
 
 
 class BandIndex:
-    """LSH buckets: which slots share a band key, as two levels of sorted numpy arrays.
+    """LSH buckets: which slots share a band key; a sorted numpy level plus a dict of recent keys.
 
-    Keys are 64-bit mixes of (band number, the band's MinHash values). An insert goes
-    into the small level with one `np.insert` (a memmove of at most `min_merge` keys,
-    no Python loop per key); the small level is merged into the large one when it
-    reaches 1/16 of it, so an entry costs ~12 bytes and inserts amortise to O(1).
-    Removal only forgets the slot; dead slots are dropped at the next merge.
+    Keys are 64-bit mixes of (band number, the band's MinHash values). An insert goes into
+    the recent level, a dict key -> slot (a list when a key is shared): ~50 dict stores per
+    article instead of shifting a sorted array. The recent level is merged into the large
+    sorted level (~12 bytes per entry) when it reaches 1/16 of it, so inserts amortise to
+    O(1) and memory stays near the arrays'. Removal only forgets the slot; dead slots are
+    dropped at the next merge.
     """
 
     def __init__(self, min_merge: int = 16_384):
         self._keys = np.empty(0, dtype=np.uint64)
         self._slots = np.empty(0, dtype=np.int32)
-        self._rkeys = np.empty(0, dtype=np.uint64)
-        self._rslots = np.empty(0, dtype=np.int32)
+        self._recent: dict[int, int | list[int]] = {}
+        self._n_recent = 0
         self._alive: set[int] = set()
         self._min_merge = min_merge
 
     def insert(self, slot: int, keys: np.ndarray) -> None:
         self._alive.add(slot)
-        ks = np.sort(keys)
-        pos = np.searchsorted(self._rkeys, ks)
-        self._rkeys = np.insert(self._rkeys, pos, ks)
-        self._rslots = np.insert(self._rslots, pos, np.int32(slot))
-        if len(self._rkeys) >= max(self._min_merge, len(self._keys) // 16):
+        recent = self._recent
+        for k in keys.tolist():
+            cur = recent.get(k)
+            if cur is None:
+                recent[k] = slot
+            elif type(cur) is list:
+                cur.append(slot)
+            else:
+                recent[k] = [cur, slot]
+        self._n_recent += len(keys)
+        if self._n_recent >= max(self._min_merge, len(self._keys) // 16):
             self._merge()
 
     def remove(self, slot: int) -> None:
         self._alive.discard(slot)
 
     def _merge(self) -> None:
-        keys = np.concatenate([self._keys, self._rkeys])
-        slots = np.concatenate([self._slots, self._rslots])
+        rk: list[int] = []
+        rs: list[int] = []
+        for k, v in self._recent.items():
+            if type(v) is list:
+                rk.extend([k] * len(v))
+                rs.extend(v)
+            else:
+                rk.append(k)
+                rs.append(v)
+        keys = np.concatenate([self._keys, np.array(rk, dtype=np.uint64)])
+        slots = np.concatenate([self._slots, np.array(rs, dtype=np.int32)])
         alive = np.isin(slots, np.fromiter(self._alive, dtype=np.int32, count=len(self._alive)))
         keys, slots = keys[alive], slots[alive]
         order = np.argsort(keys, kind="stable")
         self._keys, self._slots = keys[order], slots[order]
-        self._rkeys = np.empty(0, dtype=np.uint64)
-        self._rslots = np.empty(0, dtype=np.int32)
+        self._recent = {}
+        self._n_recent = 0
 
     def query(self, keys: np.ndarray) -> set[int]:
         out: set[int] = set()
-        for level_keys, level_slots in ((self._keys, self._slots), (self._rkeys, self._rslots)):
-            if not len(level_keys):
-                continue
-            lo = np.searchsorted(level_keys, keys, "left")
-            hi = np.searchsorted(level_keys, keys, "right")
-            hit = hi > lo
-            for a, b in zip(lo[hit].tolist(), hi[hit].tolist()):
-                out.update(level_slots[a:b].tolist())
+        big = self._keys
+        if len(big):
+            # Sorted needles: each binary search starts where the last ended (fewer cache misses
+            # in a ~700K-key array); the run ends are looked up for the few hits only.
+            ks = np.sort(keys)
+            lo = np.searchsorted(big, ks, "left")
+            hit = big[np.minimum(lo, len(big) - 1)] == ks
+            if hit.any():
+                lo = lo[hit]
+                hi = np.searchsorted(big, ks[hit], "right")
+                slots = self._slots
+                for a, b in zip(lo.tolist(), hi.tolist()):
+                    out.update(slots[a:b].tolist())
+        recent = self._recent
+        for k in keys.tolist():
+            v = recent.get(k)
+            if v is not None:
+                if type(v) is list:
+                    out.update(v)
+                else:
+                    out.add(v)
         return out & self._alive
 
     def __len__(self) -> int:

@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from enum import StrEnum
 
-from monitor.clustering.copies import CopyFeatures, CopyMatch, DuplicateMethod, NearDupIndex, banding, copy_features
+from monitor.clustering.copies import (CopyFeatures, CopyMatch, DuplicateMethod, NearDupIndex, banding, copy_features,
+                                      paragraph_tokens)
 from monitor.clustering.settings import ClusterSettings
 from monitor.clustering.stories import StoryIndex, story_features
 from monitor.stages.textnorm import content_hash, straighten
@@ -115,7 +116,10 @@ def compute_features(title: str, text: str, settings: ClusterSettings) -> Articl
     capped = text[: s.max_text_chars]
     # NFKC + straight quotes once, shared by both feature sets.
     straight = straighten(capped)
-    cfeat = copy_features(straight, shingle_size=s.shingle_size, head_words=s.head_words, straightened=True)
+    # Each paragraph is tokenised once, for both feature sets.
+    para_tokens = paragraph_tokens(straight)
+    cfeat = copy_features(straight, shingle_size=s.shingle_size, head_words=s.head_words, straightened=True,
+                          para_tokens=para_tokens)
     # The exact hash is over the whole text: two 5 MB texts that differ after
     # the cap are not the same text.
     if len(text) > s.max_text_chars:
@@ -123,7 +127,7 @@ def compute_features(title: str, text: str, settings: ClusterSettings) -> Articl
     # LSH keys too: in an extraction process this takes the MinHash work off the storing process.
     banding(s.num_perm, s.lsh_threshold).keys(cfeat)
     tf = story_features(title or "", straight, lead_words=s.lead_words, max_words=s.max_story_words,
-                        zone_weights=s.zone_weights, straightened=True)
+                        zone_weights=s.zone_weights, straightened=True, para_tokens=para_tokens)
     return ArticleFeatures(cfeat, tf)
 
 

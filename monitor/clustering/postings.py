@@ -58,6 +58,19 @@ class Postings(Generic[K, V]):
         else:
             out.add(cur)
 
+    def accumulate(self, keys: list[K], weights: list[float], out: dict[V, float]) -> None:
+        """out[value] += weight for every value of every key (in key order, so sums are reproducible)."""
+        m = self._map
+        for k, w in zip(keys, weights):
+            cur = m.get(k)
+            if cur is None:
+                continue
+            if isinstance(cur, set):
+                for v in cur:
+                    out[v] = out.get(v, 0.0) + w
+            else:
+                out[cur] = out.get(cur, 0.0) + w
+
     def values_of(self, key: K) -> tuple[V, ...] | set[V]:
         cur = self._map.get(key)
         if cur is None:

@@ -42,7 +42,7 @@ import heapq
 import math
 from functools import lru_cache
 import re
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -92,30 +92,47 @@ def stem(word: str) -> str:
     return word[:7]
 
 
-def _zones(title: str, text: str, lead_words: int, max_words: int, straightened: bool = False):
-    """Yield (zone, raw text) pieces: headline, lead (first `lead_words` words), body."""
-    yield "title", title or ""
+def _zones(title: str, text: str, lead_words: int, max_words: int, straightened: bool = False,
+           para_tokens: list[list[str]] | None = None):
+    """Yield (zone, raw text, tokens or None) pieces: headline, lead (first `lead_words` words), body.
+
+    `para_tokens[j]` are the `words_of_straight` tokens of the j-th non-blank paragraph, when
+    the caller has them (copy features tokenise the same paragraphs); a zone's tokens are then
+    theirs concatenated (a token never spans a line break), otherwise None.
+    """
+    yield "title", title or "", None
     body = (text or "") if straightened else textnorm.straighten(text or "")
     words_seen = 0
     lead_parts, body_parts = [], []
+    lead_toks: list[str] | None = [] if para_tokens is not None else None
+    body_toks: list[str] | None = [] if para_tokens is not None else None
+    known = len(para_tokens) if para_tokens is not None else 0
+    j = 0
     for para in body.split("\n"):
         if not para.strip():
             continue
         n = len(para.split())
         if words_seen < lead_words:
             lead_parts.append(para)
+            if lead_toks is not None:
+                if j < known:
+                    lead_toks.extend(para_tokens[j])
+                else:
+                    lead_toks = None
         else:
             body_parts.append(para)
+            if body_toks is not None:
+                if j < known:
+                    body_toks.extend(para_tokens[j])
+                else:
+                    body_toks = None
+        j += 1
         words_seen += n
         if words_seen >= max_words:
             break
-    yield "lead", "\n".join(lead_parts)
-    yield "body", "\n".join(body_parts)
+    yield "lead", "\n".join(lead_parts), lead_toks
+    yield "body", "\n".join(body_parts), body_toks
 
-
-# A token and the non-token characters before it; the same tokens as
-# finditer(r"[^\W_]+(?:['.-][^\W_]+)*") would give, but in one C-level findall.
-_GAP_TOKEN = re.compile(r"((?:[^\w]|_)*)([^\W_]+(?:['.-][^\W_]+)*)")
 
 # Per-token classification caches (bounded; cleared when full). Texts repeat
 # the same few thousand words, so most tokens cost one dict lookup.
@@ -149,11 +166,37 @@ def _term_key(tok: str) -> str | None:
     return key
 
 
+def _upper_class() -> str:
+    """Regex class of the characters that start a capitalised token: `str.isupper` and `[^\\W_]`."""
+    alnum = re.compile(r"[^\W_]")
+    ranges: list[list[int]] = []
+    for c in range(0x110000):
+        ch = chr(c)
+        if ch.isupper() and alnum.match(ch):
+            if ranges and ranges[-1][1] == c - 1:
+                ranges[-1][1] = c
+            else:
+                ranges.append([c, c])
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+# A run of capitalised tokens separated by single spaces, each a whole token `[^\W_]+(?:['.-][^\W_]+)*`:
+# not preceded by a token character, nor by one of ' . - glued to a token (that would make
+# it the tail of a longer token such as "foo-Bar"). One C-level findall replaces a Python
+# step per token; only the capitalised tokens are looked at. Built on first use: listing the
+# uppercase characters walks all of Unicode (~0.3 s), which only clustering processes need.
+@lru_cache(maxsize=1)
+def _cap_run() -> re.Pattern:
+    cap = r"[{U}][^\W_]*(?:['.-][^\W_]+)*".replace("{U}", _upper_class())
+    return re.compile(r"(?<![^\W_])(?<![^\W_]['.-])" + cap + "(?: " + cap + ")*")
+
+
 def _entities(raw: str, max_len: int = 2) -> list[str]:
     """Capitalised names ("Joint Base Elmendorf", "NATO", "Rutte") as stemmed keys.
 
     A run of capitalised words separated only by spaces is one name; any
-    punctuation ends it, so a comma-separated list of leaders stays a list.
+    punctuation ends it, so a comma-separated list of leaders stays a list; a
+    capitalised stopword ("The", "Of") ends it too.
     A run yields its words and its adjacent word pairs (long runs are mostly
     titles plus names: "French President Emmanuel Macron"), so "President
     Trump" and "Trump" meet.
@@ -161,18 +204,16 @@ def _entities(raw: str, max_len: int = 2) -> list[str]:
     out: list[str] = []
     run: list[str] = []
     cache = _cap_cache
-    for gap, tok in _GAP_TOKEN.findall(raw):
-        key = cache.get(tok, 0)
-        if key == 0:
-            key = _cap_key(tok)
-        if key is None:
-            if run:
+    for found in _cap_run().findall(raw):
+        for tok in found.split(" "):
+            key = cache.get(tok, 0)
+            if key == 0:
+                key = _cap_key(tok)
+            if key is None:
                 _flush(run, out, max_len)
-            continue
-        if run and gap != " ":
-            _flush(run, out, max_len)
-        run.append(key)
-    _flush(run, out, max_len)
+            else:
+                run.append(key)
+        _flush(run, out, max_len)
     return out
 
 
@@ -188,38 +229,45 @@ def _flush(run: list[str], out: list[str], max_len: int) -> None:
 
 
 def story_features(title: str, text: str, *, lead_words: int = 80, max_words: int = 5000,
-                   zone_weights: dict | None = None, straightened: bool = False) -> dict[str, float]:
+                   zone_weights: dict | None = None, straightened: bool = False,
+                   para_tokens: list[list[str]] | None = None) -> dict[str, float]:
     """Zone-weighted, sublinear term frequencies of one article (before IDF).
 
     Keys are namespaced: "w:" content word stems, "e:" capitalised phrases,
     "n:" numbers. `straightened=True` says `text` already went through
-    `textnorm.straighten`.
+    `textnorm.straighten`; `para_tokens` are its paragraphs' tokens if already known (see `_zones`).
     """
     zw = zone_weights or {"title": 3.0, "lead": 2.0, "body": 1.0}
     out: dict[str, float] = defaultdict(float)
     cache = _term_cache
     log = math.log
-    for zone, chunk in _zones(title, text, lead_words, max_words, straightened):
+    for zone, chunk, toks in _zones(title, text, lead_words, max_words, straightened, para_tokens):
         if not chunk:
             continue
-        keys = []
-        for tok in textnorm.words_of_straight(chunk):
+        if toks is None:
+            toks = textnorm.words_of_straight(chunk)
+        # Sublinear within a zone, weighted across zones: a word in the headline
+        # counts `title` times one mention in the body, however often the body repeats it.
+        weight = zw[zone]
+        # Count tokens first (C-level Counter), then map each distinct token to its key once;
+        # keys keep their first-occurrence order, as counting the key sequence would.
+        counts: dict[str, int] = {}
+        for tok, c in Counter(toks).items():
             key = cache.get(tok, 0)
             if key == 0:
                 key = _term_key(tok)
             if key is not None:
-                keys.append(key)
-        ents = _entities(chunk)
-        keys.extend(["e:" + e for e in ents])
+                counts[key] = counts.get(key, 0) + c
+        for k, c in counts.items():
+            out[k] += weight * (1.0 + log(c)) if c > 1 else weight
+        ents = Counter(_entities(chunk)).items()
+        for e, c in ents:
+            out["e:" + e] += weight * (1.0 + log(c)) if c > 1 else weight
         if zone != "body":
             # Who/where the headline and lead name: the event's own actors and
             # places, as opposed to ones mentioned for context further down.
-            keys.extend(["L:" + e for e in ents])
-        # Sublinear within a zone, weighted across zones: a word in the headline
-        # counts `title` times one mention in the body, however often the body repeats it.
-        weight = zw[zone]
-        for k, c in Counter(keys).items():
-            out[k] += weight * (1.0 + log(c)) if c > 1 else weight
+            for e, c in ents:
+                out["L:" + e] += weight * (1.0 + log(c)) if c > 1 else weight
     return dict(out)
 
 
@@ -299,23 +347,37 @@ class Vocabulary:
             setattr(self, name, arr)
 
     def _new_id(self, key: str) -> int:
+        i = self._alloc(key, fresh := [])
+        self._init_ids(fresh)
+        return i
+
+    def _alloc(self, key: str, fresh: list[tuple[int, str, int]]) -> int:
+        """Intern `key` (and the "e:" key an "L:" key takes its df from); numpy fields are set later."""
+        i = self.ids.get(key)
+        if i is not None:
+            return i
         if self.free:
             i = self.free.pop()
             self.names[i] = key
         else:
             i = len(self.names)
-            self._grow(i + 1)
             self.names.append(key)
         self.ids[key] = i
-        if key[0] == "L":
-            self.lead[i] = True
-            self.nsw[i] = self.ns_weights.get("e:", 1.0)
-            self.df_of[i] = self.id_of("e" + key[1:])
-        else:
-            self.lead[i] = False
-            self.nsw[i] = self.ns_weights.get(key[:2], 1.0)
-            self.df_of[i] = i
+        df_of = self._alloc("e" + key[1:], fresh) if key[0] == "L" else i
+        fresh.append((i, key, df_of))
         return i
+
+    def _init_ids(self, fresh: list[tuple[int, str, int]]) -> None:
+        """Set the numpy fields of newly interned ids in one vectorised step per field."""
+        if not fresh:
+            return
+        self._grow(len(self.names))
+        idx = np.fromiter((f[0] for f in fresh), dtype=np.int64, count=len(fresh))
+        ew = self.ns_weights.get("e:", 1.0)
+        nsw = self.ns_weights
+        self.lead[idx] = [f[1][0] == "L" for f in fresh]
+        self.nsw[idx] = [ew if f[1][0] == "L" else nsw.get(f[1][:2], 1.0) for f in fresh]
+        self.df_of[idx] = [f[2] for f in fresh]
 
     def id_of(self, key: str) -> int:
         i = self.ids.get(key)
@@ -325,7 +387,11 @@ class Vocabulary:
         get = self.ids.get
         lst = [get(k) for k in tf]
         if None in lst:
-            lst = [self.id_of(k) if i is None else i for i, k in zip(lst, tf)]
+            # New keys: interned in the same order as one id_of per key would, numpy fields set at once.
+            fresh: list[tuple[int, str, int]] = []
+            alloc = self._alloc
+            lst = [alloc(k, fresh) if i is None else i for i, k in zip(lst, tf)]
+            self._init_ids(fresh)
         ids = np.array(lst, dtype=np.int32)
         vals = np.fromiter(tf.values(), dtype=np.float64, count=len(tf)).astype(np.float32)
         return Encoded(ids, vals)
@@ -441,7 +507,9 @@ class StoryIndex:
         self._postings: Postings[int, str] = Postings()   # feature id -> story ids
         self._expiry: list[tuple[float, str]] = []        # (story last time when pushed, story id)
         self.idf_docs = s.idf_docs
-        self._learned: dict[str, np.ndarray] = {}      # article id -> feature ids, in learning order
+        # article id -> feature ids, in learning order. An OrderedDict: the oldest is taken once per
+        # article, and next(iter()) of a plain dict walks the slots its deletions left at the front.
+        self._learned: OrderedDict[str, np.ndarray] = OrderedDict()
 
         self._scratch = np.zeros(1024, dtype=np.float32)  # dense copy of the article vector during assign
 
@@ -498,16 +566,18 @@ class StoryIndex:
 
     def candidates(self, vec: Vector) -> list[str]:
         """Stories sharing the most of the article's top features (bounded by the window)."""
-        counts: dict[str, float] = defaultdict(float)
+        counts: dict[str, float] = {}
         keys = self._index_keys(vec)
         weights = vec.m_w[np.searchsorted(vec.m_ids, keys)]
-        for k, w in zip(keys.tolist(), weights.tolist()):
-            for sid in self._postings.values_of(k):
-                counts[sid] += w
+        self._postings.accumulate(keys.tolist(), weights.tolist(), counts)
         # Ties broken by story id: the same state gives the same candidates in any process.
-        if len(counts) <= self.max_candidates:
-            return sorted(counts, key=lambda sid: (-counts[sid], sid))
-        return heapq.nsmallest(self.max_candidates, counts, key=lambda sid: (-counts[sid], sid))
+        # (-count, id) tuples compare in C; a key function would be one Python call per story.
+        ranked = [(-c, sid) for sid, c in counts.items()]
+        if len(ranked) <= self.max_candidates:
+            ranked.sort()
+        else:
+            ranked = heapq.nsmallest(self.max_candidates, ranked)
+        return [sid for _, sid in ranked]
 
     def _time_factor(self, st: _Story, timestamp: float | None) -> float:
         if timestamp is None:

@@ -27,6 +27,7 @@ engine's state: the IDF counts the window's articles only.
 from __future__ import annotations
 
 import heapq
+import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -62,7 +63,7 @@ class ClusterItem:
     published: datetime | None   # UTC aware; naive is taken as UTC; None allowed
 
 
-@dataclass
+@dataclass(slots=True)
 class ClusterDecision:
     id: str
     duplicate_of: str | None
@@ -86,6 +87,20 @@ class ClusterDecision:
         d["story_method"] = str(self.story_method)
         d["duplicate_method"] = None if self.duplicate_method is None else str(self.duplicate_method)
         return d
+
+
+# The engine remembers every decision of its window; their explanations (nested dicts and
+# lists, ~1.5 KB of objects each) are kept as compact JSON text and decoded on the way out.
+def _compact(decision: ClusterDecision) -> ClusterDecision:
+    if isinstance(decision.explanation, str):
+        return decision
+    return replace(decision, explanation=json.dumps(decision.explanation, separators=(",", ":")))
+
+
+def _expanded(decision: ClusterDecision) -> ClusterDecision:
+    if not isinstance(decision.explanation, str):
+        return decision
+    return replace(decision, explanation=json.loads(decision.explanation))
 
 
 @dataclass(slots=True)
@@ -155,7 +170,7 @@ class StoryEngine:
         # Undated articles before any dated one sit at time 0 in every index, so
         # they leave together at the first eviction.
         key = ts if ts is not None else 0.0
-        self._decisions[decision.id] = (key, decision)
+        self._decisions[decision.id] = (key, _compact(decision))
         heapq.heappush(self._expiry, (key, decision.id))
         if ts is not None and (self._latest is None or ts > self._latest):
             self._latest = ts
@@ -182,7 +197,7 @@ class StoryEngine:
         """
         known = self._decisions.get(item.id)
         if known is not None:
-            return known[1]
+            return _expanded(known[1])
         ts = self._time(item)
         tkey = ts if ts is not None else 0.0
         feats = features or compute_features(item.title, item.text, self.settings)
@@ -268,7 +283,7 @@ class StoryEngine:
                 changed.update(duplicate_score=match.score, duplicate_method=match.method,
                                story_score=match.score,
                                explanation={"copy": dict(copy_expl, root=item.id), "story": "same story as its original"})
-            self._decisions[member] = (stamp, replace(old, **changed))
+            self._decisions[member] = (stamp, _compact(replace(old, **changed)))
         return ClusterDecision(
             id=item.id, duplicate_of=None, duplicate_score=None, duplicate_method=None,
             story_id=story_id, story_score=match.score, story_method=StoryMethod.ORIGINAL_OF_COPIES,
@@ -278,7 +293,7 @@ class StoryEngine:
 
     def decision_of(self, item_id: str) -> ClusterDecision | None:
         known = self._decisions.get(item_id)
-        return known[1] if known else None
+        return _expanded(known[1]) if known else None
 
     def restore(self, item: ClusterItem, decision: ClusterDecision,
                 features: ArticleFeatures | None = None) -> None:

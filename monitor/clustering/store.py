@@ -129,20 +129,16 @@ class Clusterer:
 
     # -- one transaction -------------------------------------------------------------------
 
-    def begin(self, session: Session, lookups: list = ()) -> tuple:
-        """Take the clustering lock for this transaction and bring the engine up to date.
-
-        `lookups` (scalar subqueries of the caller) run in the same statement; their values are returned.
-        """
+    def begin(self, session: Session) -> None:
+        """Take the clustering lock for this transaction and bring the engine up to date."""
         self._hook(session)
         if session.bind.dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_KEY})
         else:
             self._flock()
-        max_id, generation, *found = session.execute(select(
+        max_id, generation = session.execute(select(
             select(func.max(Article.id)).scalar_subquery(),
             select(ClusterState.generation).where(ClusterState.id == 1).scalar_subquery(),
-            *lookups,
         )).one()
         # SQLite hands out max(id) + 1 (`draw_ids`); we hold the only clustering writer's lock.
         self._max_id = max_id or 0
@@ -153,7 +149,6 @@ class Clusterer:
             self._load(session)
         elif max_id is not None and max_id > self._last_seen_id:
             self._catch_up(session)
-        return tuple(found)
 
     def draw_ids(self, session: Session, n: int) -> list[int]:
         """`n` ids for the new articles of this transaction, ascending (after `begin`, under the lock).

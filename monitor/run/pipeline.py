@@ -846,22 +846,18 @@ class Pipeline:
         batch, self._batch = self._batch, []
         if not batch:
             return
-        attempts, self._attempts = self._attempts, []
         try:
-            outcomes = self._save([ready.candidate for ready in batch], attempts)
+            outcomes = self._save([ready.candidate for ready in batch])
         except Exception as exc:
-            self._attempts = attempts + self._attempts  # they were in the rolled-back transaction
             if len(batch) == 1:
                 self._entry_lost(batch[0].run, batch[0].entry, exc)
                 self._after_entry(batch[0].run)
                 return
             log.warning("a batch of %d articles could not be stored (%s); storing them one by one", len(batch), exc)
             for ready in batch:
-                attempts, self._attempts = self._attempts, []
                 try:
-                    (outcome,) = self._save([ready.candidate], attempts)
+                    (outcome,) = self._save([ready.candidate])
                 except Exception as exc1:
-                    self._attempts = attempts + self._attempts
                     self._entry_lost(ready.run, ready.entry, exc1)
                 else:
                     self._count(ready.run, outcome)
@@ -879,11 +875,18 @@ class Pipeline:
         run.failed = f"could not store {entry.link}: {type(exc).__name__}: {exc}"
         run.outstanding -= 1
 
-    def _save(self, candidates: list[ArticleCandidate], attempts: list[dict]) -> list[SaveOutcome]:
-        with self.db.session() as s:
-            if attempts:
-                s.execute(insert(FetchAttempt.__table__), attempts)
-            return save_articles(s, candidates, self.clusterer)
+    def _save(self, candidates: list[ArticleCandidate]) -> list[SaveOutcome]:
+        """One transaction: the queued fetch-attempt rows and the candidates (the rows are queued
+        again if it rolls back)."""
+        attempts, self._attempts = self._attempts, []
+        try:
+            with self.db.session() as s:
+                if attempts:
+                    s.execute(insert(FetchAttempt.__table__), attempts)
+                return save_articles(s, candidates, self.clusterer)
+        except Exception:
+            self._attempts = attempts + self._attempts
+            raise
 
     def _count(self, run: FeedRun, outcome: SaveOutcome) -> None:
         run.outstanding -= 1

@@ -113,20 +113,19 @@ def _should_replace(existing: Article, cand: ArticleCandidate) -> bool:
     return cand.text_source == "page" and cand_self and not _is_self_canonical(existing)
 
 
+def _candidate_fields(cand: ArticleCandidate, current, now: datetime) -> dict:
+    """The columns a candidate sets on an article; `current(name)` gives the value kept where the
+    candidate has none (language, author, site name) and the first publication date."""
+    return dict(url=cand.url, title=cand.title, text=cand.text, html=cand.html, summary=cand.summary,
+                text_source=cand.text_source, content_hash=cand.content_hash, source=cand.source,
+                language=cand.language or current("language"), author=cand.author or current("author"),
+                site_name=cand.site_name or current("site_name"),
+                published_at=current("published_at") or cand.published_at, updated_at=now)
+
+
 def _apply_fields(article: Article, cand: ArticleCandidate) -> None:
-    article.url = cand.url
-    article.title = cand.title
-    article.text = cand.text
-    article.html = cand.html
-    article.summary = cand.summary
-    article.text_source = cand.text_source
-    article.content_hash = cand.content_hash
-    article.source = cand.source
-    article.language = cand.language or article.language
-    article.author = cand.author or article.author
-    article.site_name = cand.site_name or article.site_name
-    article.published_at = article.published_at or cand.published_at
-    article.updated_at = utcnow()
+    for name, value in _candidate_fields(cand, lambda name: getattr(article, name), utcnow()).items():
+        setattr(article, name, value)
 
 
 def existing_lookups(cand: ArticleCandidate) -> list:
@@ -502,8 +501,4 @@ def _utc(dt: datetime | None) -> datetime | None:
 
 def _apply_row(row: dict, cand: ArticleCandidate, now: datetime) -> None:
     """`_apply_fields` on a row not written yet."""
-    row.update(url=cand.url, title=cand.title, text=cand.text, html=cand.html, summary=cand.summary,
-               text_source=cand.text_source, content_hash=cand.content_hash, source=cand.source,
-               language=cand.language or row["language"], author=cand.author or row["author"],
-               site_name=cand.site_name or row["site_name"], published_at=row["published_at"] or cand.published_at,
-               updated_at=now)
+    row.update(_candidate_fields(cand, row.get, now))
